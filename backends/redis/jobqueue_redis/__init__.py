@@ -1,0 +1,1 @@
+"""Redis backend for jobqueue (in progress: see the README's feature table)."""

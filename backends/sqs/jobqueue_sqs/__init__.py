@@ -1,0 +1,1 @@
+"""SQS + Lambda backend for jobqueue (in progress: see the README's feature table)."""

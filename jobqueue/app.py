@@ -1,0 +1,274 @@
+"""``JobQueue``: where jobs and queues are declared, and the door to the backend."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from jobqueue.backends import create_backend
+from jobqueue.backends.base import Backend
+from jobqueue.clock import Clock, SystemClock
+from jobqueue.envelope import Envelope
+from jobqueue.errors import ConfigurationError, UnknownJob
+from jobqueue.handle import JobHandle
+from jobqueue.hooks import Hook, HookName, Hooks
+from jobqueue.job import JobDefinition
+from jobqueue.options import Backoff, Duration, QueueConfig, RateLimit, Retention, parse_duration
+from jobqueue.settings import Settings
+from jobqueue.states import JobState
+from jobqueue.status import Health, JobPage, JobStatus, QueueStats
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class JobQueue:
+    """An application's jobs and queues, bound to one backend.
+
+    The backend is built on first use, never at construction or import::
+
+        app = JobQueue.from_env()            # JOBQUEUE_BACKEND, default "sync"
+        app = JobQueue(backend="memory")
+        app = JobQueue(backend=MyBackend())
+    """
+
+    def __init__(
+        self,
+        backend: str | Backend | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        **backend_options: Any,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.clock: Clock = clock or SystemClock()
+        self.hooks = Hooks()
+        self.registry: dict[str, JobDefinition[Any]] = {}
+        self.queues: dict[str, QueueConfig] = {}
+        self._backend_spec: str | Backend = backend if backend is not None else self.settings.backend
+        self._backend_options = backend_options
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:
+        """Read settings from ``JOBQUEUE_*`` variables once; the backend is built on first use."""
+        settings = Settings.from_env(environ, **overrides)
+        return cls(settings=settings, clock=clock)
+
+    # -- the backend ---------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, built and bound on first access."""
+        backend = self._backend
+        if backend is None:
+            with self._lock:
+                if self._backend is None:
+                    spec = self._backend_spec
+                    built = create_backend(spec, **self._backend_options) if isinstance(spec, str) else spec
+                    built.bind(self)
+                    self._backend = built
+                backend = self._backend
+        return backend
+
+    @property
+    def backend_name(self) -> str:
+        spec = self._backend_spec
+        return spec if isinstance(spec, str) else spec.name
+
+    def close(self) -> None:
+        """Close the backend's connections (if it was built)."""
+        if self._backend is not None:
+            self._backend.close()
+
+    # -- declaring ----------------------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        concurrency: int | None = None,
+        rate_limit: str | RateLimit | None = None,
+        retention: Retention | None = None,
+        timeout: Duration | None = None,
+        priority: int | None = None,
+    ) -> QueueConfig:
+        """Declare queue ``name`` and its defaults (attempts, backoff, concurrency, rate limit, retention, timeout)."""
+        values: dict[str, Any] = {"name": name, "attempts": attempts if attempts is not None else self.settings.default_attempts}
+        if backoff is not None:
+            values["backoff"] = backoff
+        if concurrency is not None:
+            values["concurrency"] = concurrency
+        if rate_limit is not None:
+            values["rate_limit"] = RateLimit.parse(rate_limit)
+        if retention is not None:
+            values["retention"] = retention
+        if timeout is not None:
+            values["timeout"] = parse_duration(timeout, what=f"queue {name!r} timeout")
+        if priority is not None:
+            values["priority"] = priority
+        try:
+            config = QueueConfig(**values)
+        except ValueError as exc:
+            raise ConfigurationError(f"queue {name!r}: {exc}") from None
+        self.queues[name] = config
+        return config
+
+    def queue_config(self, name: str) -> QueueConfig:
+        """The declared config of queue ``name``, or the defaults if it was never declared."""
+        config = self.queues.get(name)
+        if config is None:
+            config = self.queue(name)
+        return config
+
+    @overload
+    def job(self, func: F, /) -> JobDefinition[Any]: ...
+
+    @overload
+    def job(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        timeout: Duration | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    ) -> Callable[[F], JobDefinition[Any]]: ...
+
+    def job(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        timeout: Duration | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    ) -> JobDefinition[Any] | Callable[[F], JobDefinition[Any]]:
+        """Register a handler ``(payload: Model, ctx: JobContext)``; its options override the queue's."""
+
+        def register(fn: Callable[..., Any]) -> JobDefinition[Any]:
+            job_name = name or fn.__name__
+            if job_name in self.registry:
+                raise ConfigurationError(f"a job named {job_name!r} is already registered")
+            queue_name = queue or self.settings.default_queue
+            self.queue_config(queue_name)
+            definition = JobDefinition(
+                self, fn, name=job_name, queue=queue_name, priority=priority, attempts=attempts,
+                backoff=backoff, timeout=timeout, retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+            )
+            self.registry[job_name] = definition
+            return definition
+
+        return register(func) if func is not None else register
+
+    # -- hooks -----------------------------------------------------------------------------------
+
+    def on(self, name: HookName) -> Callable[[Hook], Hook]:
+        """Decorator: ``@app.on("job_failed")``. Names: job_started, job_completed, attempt_failed, job_failed, job_cancelled."""
+        return lambda hook: self.hooks.add(name, hook)
+
+    def on_job_started(self, hook: Hook) -> Hook:
+        return self.hooks.add("job_started", hook)
+
+    def on_job_completed(self, hook: Hook) -> Hook:
+        return self.hooks.add("job_completed", hook)
+
+    def on_attempt_failed(self, hook: Hook) -> Hook:
+        return self.hooks.add("attempt_failed", hook)
+
+    def on_job_failed(self, hook: Hook) -> Hook:
+        return self.hooks.add("job_failed", hook)
+
+    def on_job_cancelled(self, hook: Hook) -> Hook:
+        return self.hooks.add("job_cancelled", hook)
+
+    # -- enqueueing ---------------------------------------------------------------------------------
+
+    def submit(self, envelopes: Sequence[Envelope]) -> list[JobHandle]:
+        """Hand validated envelopes to the backend; the handles come back in the same order."""
+        if not envelopes:
+            return []
+        receipts = self.backend.enqueue(envelopes)
+        return [JobHandle(self, r.id, queue=e.queue, name=e.name, created=r.created) for e, r in zip(envelopes, receipts)]
+
+    async def asubmit(self, envelopes: Sequence[Envelope]) -> list[JobHandle]:
+        """:meth:`submit` for asyncio code."""
+        if not envelopes:
+            return []
+        receipts = await self.backend.aenqueue(envelopes)
+        return [JobHandle(self, r.id, queue=e.queue, name=e.name, created=r.created) for e, r in zip(envelopes, receipts)]
+
+    def job_named(self, name: str) -> JobDefinition[Any]:
+        """The registered job ``name``, or :class:`UnknownJob` listing the known ones."""
+        job = self.registry.get(name)
+        if job is None:
+            raise UnknownJob(f"no job named {name!r} is registered (known: {', '.join(sorted(self.registry)) or 'none'})")
+        return job
+
+    def enqueue(self, name: str, payload: Mapping[str, Any] | None = None, **options: Any) -> JobHandle:
+        """Enqueue a job by its registered name with a JSON-like payload (the CLI's path)."""
+        return self.job_named(name).enqueue(dict(payload or {}), **options)
+
+    def handle(self, job_id: str, queue: str | None = None) -> JobHandle | None:
+        """A handle on an existing job, or None if it is unknown."""
+        status = self.get(job_id, queue)
+        return None if status is None else JobHandle(self, job_id, queue=status.queue, name=status.name, created=False)
+
+    # -- reading and steering ---------------------------------------------------------------------------
+
+    def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        """A job's status by id, whatever queue it is in; None if unknown or no longer retained."""
+        return self.backend.get(job_id, queue)
+
+    async def aget(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        return await self.backend.aget(job_id, queue)
+
+    @overload
+    def stats(self, queue: str) -> QueueStats: ...
+
+    @overload
+    def stats(self, queue: None = None) -> dict[str, QueueStats]: ...
+
+    def stats(self, queue: str | None = None) -> QueueStats | dict[str, QueueStats]:
+        """Counts per state and the paused flag of ``queue``, or of every declared queue."""
+        if queue is not None:
+            return self.backend.stats(queue)
+        return {name: self.backend.stats(name) for name in self.queues}
+
+    def health(self) -> Health:
+        """``healthy``, ``degraded`` or ``unhealthy``, with the backend's name and whether its broker answers."""
+        return self.backend.health()
+
+    def list_jobs(self, queue: str, state: JobState | str, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """A page of ``queue``'s jobs in ``state``, oldest first."""
+        return self.backend.list_jobs(queue, JobState(state), limit=limit, cursor=cursor)
+
+    def cancel(self, job_id: str, queue: str | None = None) -> bool:
+        return self.backend.cancel(job_id, queue)
+
+    def retry(self, job_id: str, queue: str | None = None) -> bool:
+        return self.backend.retry(job_id, queue)
+
+    def retry_failed(self, queue: str) -> int:
+        return self.backend.retry_failed(queue)
+
+    def pause(self, queue: str) -> None:
+        self.backend.pause(queue)
+
+    def resume(self, queue: str) -> None:
+        self.backend.resume(queue)
+
+    def clean(self, queue: str, state: JobState | str = JobState.COMPLETED, older_than: Duration = 0) -> int:
+        """Remove ``queue``'s jobs in ``state`` older than ``older_than``; returns how many."""
+        return self.backend.clean(queue, JobState(state), parse_duration(older_than, what="older_than"))

@@ -1,0 +1,140 @@
+"""The contract every backend keeps. The conformance suite in ``tests/conformance`` holds them to it."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jobqueue.envelope import Envelope
+from jobqueue.errors import CapabilityMissing
+from jobqueue.states import JobState
+from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+
+
+class Capability(str, Enum):
+    """Things a backend may lack; the README's feature table and the conformance suite read these."""
+
+    DELAY = "delay"                      # a _delay holds the job until its time
+    RETRY_BACKOFF = "retry_backoff"      # a failed attempt waits its backoff before the next
+    PRIORITY = "priority"                # 1 runs before 10; FIFO within a priority
+    RATE_LIMIT = "rate_limit"            # N job starts per period, across all workers
+    CONCURRENCY_LIMIT = "concurrency_limit"  # at most N active jobs of a queue, across all workers
+    RETENTION_COUNT = "retention_count"  # keep only the last N finished jobs
+    CANCEL_ACTIVE = "cancel_active"      # an active job sees ctx.cancelled
+    PAUSE = "pause"                      # a paused queue starts no job
+    LIST_JOBS = "list_jobs"              # list a queue's jobs by state
+    WORKER = "worker"                    # a long-running worker process (`jobqueue worker`)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Backend(ABC):
+    """Stores jobs and their states, and gets them run.
+
+    ``queue`` arguments are optional where an id alone is enough; a backend that keys ids
+    per queue uses it to find the job quickly and otherwise looks through the app's queues.
+    Async twins default to running the sync method in a thread; a backend with a native
+    asyncio client overrides them.
+    """
+
+    name: ClassVar[str] = "backend"
+    lacks: ClassVar[frozenset[Capability]] = frozenset()
+    #: the smallest delay, in seconds, the backend resolves; the conformance suite waits at least this long
+    time_resolution: ClassVar[float] = 0.0
+
+    app: JobQueue
+
+    def bind(self, app: JobQueue) -> None:
+        """Attach to the app whose jobs, queues, clock and hooks this backend serves."""
+        self.app = app
+
+    def supports(self, capability: Capability) -> bool:
+        return capability not in self.lacks
+
+    def require(self, capability: Capability) -> None:
+        """Raise :class:`CapabilityMissing` if this backend lacks ``capability``."""
+        if capability in self.lacks:
+            raise CapabilityMissing(self.name, capability.value)
+
+    # -- producing ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        """Store and deliver ``envelopes`` (already validated). An id that exists in its queue is not a new job."""
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        """The status of a job, or None if unknown or no longer retained."""
+
+    @abstractmethod
+    def stats(self, queue: str) -> QueueStats:
+        """Counts per state of ``queue`` and whether it is paused."""
+
+    @abstractmethod
+    def list_jobs(self, queue: str, state: JobState, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """Jobs of ``queue`` in ``state``, oldest first, a page at a time."""
+
+    @abstractmethod
+    def health(self) -> Health:
+        """Whether the broker answers, and how fast."""
+
+    # -- steering -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def cancel(self, job_id: str, queue: str | None = None) -> bool:
+        """Cancel a pending job, or ask an active one to stop. False if it is finished or unknown."""
+
+    @abstractmethod
+    def retry(self, job_id: str, queue: str | None = None) -> bool:
+        """Send a failed or cancelled job back to waiting with fresh attempts. False otherwise."""
+
+    @abstractmethod
+    def retry_failed(self, queue: str) -> int:
+        """:meth:`retry` every failed job of ``queue``; returns how many."""
+
+    @abstractmethod
+    def pause(self, queue: str) -> None:
+        """Start no more jobs of ``queue`` until :meth:`resume`. Enqueueing still works."""
+
+    @abstractmethod
+    def resume(self, queue: str) -> None:
+        """Undo :meth:`pause`."""
+
+    @abstractmethod
+    def clean(self, queue: str, state: JobState, older_than: float = 0.0) -> int:
+        """Remove jobs of ``queue`` in ``state`` whose last change is older than ``older_than`` seconds."""
+
+    def close(self) -> None:
+        """Release connections. The backend may be used again after (it reconnects)."""
+
+    # -- asyncio twins ------------------------------------------------------------------------
+
+    async def aenqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        return await asyncio.to_thread(self.enqueue, envelopes)
+
+    async def aget(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        return await asyncio.to_thread(self.get, job_id, queue)
+
+    async def acancel(self, job_id: str, queue: str | None = None) -> bool:
+        return await asyncio.to_thread(self.cancel, job_id, queue)
+
+    async def astats(self, queue: str) -> QueueStats:
+        return await asyncio.to_thread(self.stats, queue)
+
+    async def ahealth(self) -> Health:
+        return await asyncio.to_thread(self.health)
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def run_worker(self, queues: Sequence[str] | None = None, **options: Any) -> None:
+        """Run a long-running worker until told to stop (``jobqueue worker``)."""
+        raise CapabilityMissing(self.name, Capability.WORKER.value)

@@ -1,0 +1,128 @@
+"""The ``memory`` backend: jobs queue in this process until a test runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from jobqueue.backends.base import Backend
+from jobqueue.backends.memory_store import MemoryStore
+from jobqueue.envelope import Envelope
+from jobqueue.runner import JobRunner, Outcome
+from jobqueue.states import JobState
+from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+
+
+class _StoreSink:
+    """What a running attempt writes to: the store."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def set_progress(self, envelope: Envelope, value: float) -> None:
+        self.store.set_progress(envelope, value)
+
+    def is_cancel_requested(self, envelope: Envelope) -> bool:
+        return self.store.is_cancel_requested(envelope)
+
+    def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
+        return self.store.finish(envelope, outcome)
+
+
+class InProcessBackend(Backend):
+    """State kept in a :class:`MemoryStore` of this process; the base of ``memory`` and ``sync``."""
+
+    store: MemoryStore
+
+    def bind(self, app: JobQueue) -> None:
+        super().bind(app)
+        self.store = MemoryStore(app.queue_config, app.clock.now)
+        self.runner = JobRunner(app)
+        self.sink = _StoreSink(self.store)
+
+    def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        return self.store.get(job_id, queue)
+
+    def stats(self, queue: str) -> QueueStats:
+        return self.store.stats(queue)
+
+    def list_jobs(self, queue: str, state: JobState, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        return self.store.list_jobs(queue, state, limit, cursor)
+
+    def health(self) -> Health:
+        return Health(status="healthy", backend=self.name, broker_reachable=True, latency_ms=0.0, detail="in-process")
+
+    def cancel(self, job_id: str, queue: str | None = None) -> bool:
+        return self.store.cancel(job_id, queue)
+
+    def retry(self, job_id: str, queue: str | None = None) -> bool:
+        return self.store.retry(job_id, queue)
+
+    def retry_failed(self, queue: str) -> int:
+        return self.store.retry_failed(queue)
+
+    def pause(self, queue: str) -> None:
+        self.store.set_paused(queue, True)
+
+    def resume(self, queue: str) -> None:
+        self.store.set_paused(queue, False)
+
+    def clean(self, queue: str, state: JobState, older_than: float = 0.0) -> int:
+        return self.store.clean(queue, state, older_than)
+
+    def _queues(self, queues: Sequence[str] | None) -> list[str]:
+        if queues is not None:
+            return list(queues)
+        return list(dict.fromkeys([*self.app.queues, *self.store.queue_names()]))
+
+
+class MemoryBackend(InProcessBackend):
+    """Queues jobs in this process; ``run_until_empty()`` runs every due one (tests drive it).
+
+    Delays, backoff, rate limits and retention follow the app's clock, so a test with a
+    :class:`~jobqueue.clock.FakeClock` moves time by hand. Jobs run one at a time.
+    """
+
+    name: ClassVar[str] = "memory"
+
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        return self.store.add(envelopes)
+
+    def run_next(self, queues: Sequence[str] | None = None) -> Outcome | None:
+        """Run the most urgent due job of the first queue that has one; None if nothing is due."""
+        for name in self._queues(queues):
+            envelope = self.store.claim(name)
+            if envelope is not None:
+                return self.runner.execute(envelope, self.sink)
+        return None
+
+    def run_until_empty(self, queues: Sequence[str] | None = None, *, max_jobs: int | None = None) -> int:
+        """Run due jobs until none is left (delayed ones wait for the clock); returns how many attempts ran."""
+        ran = 0
+        while max_jobs is None or ran < max_jobs:
+            if self.run_next(queues) is None:
+                break
+            ran += 1
+        return ran
+
+    async def arun_until_empty(self, queues: Sequence[str] | None = None, *, max_jobs: int | None = None) -> int:
+        """:meth:`run_until_empty` on an event loop: ``async def`` handlers run on this loop."""
+        ran = 0
+        while max_jobs is None or ran < max_jobs:
+            for name in self._queues(queues):
+                envelope = self.store.claim(name)
+                if envelope is not None:
+                    await self.runner.aexecute(envelope, self.sink)
+                    ran += 1
+                    break
+            else:
+                break
+        return ran
+
+    def next_due(self) -> float | None:
+        """The time the next delayed job becomes due, if any."""
+        times = [t for name in self._queues(None) if (t := self.store.next_due(name)) is not None]
+        return min(times, default=None)

@@ -1,0 +1,77 @@
+"""The context a handler receives: who it is, which attempt, progress, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Protocol
+
+from jobqueue.envelope import Envelope
+from jobqueue.errors import JobCancelled
+
+
+class AttemptSink(Protocol):
+    """The part of a backend a running attempt talks to."""
+
+    def set_progress(self, envelope: Envelope, value: float) -> None: ...
+
+    def is_cancel_requested(self, envelope: Envelope) -> bool: ...
+
+
+class JobContext:
+    """Passed to a handler as its second argument."""
+
+    def __init__(self, envelope: Envelope, sink: AttemptSink, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        self._envelope = envelope
+        self._sink = sink
+        self.logger = logger
+
+    @property
+    def job_id(self) -> str:
+        return self._envelope.id
+
+    @property
+    def name(self) -> str:
+        return self._envelope.name
+
+    @property
+    def queue(self) -> str:
+        return self._envelope.queue
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first try, 2 on the first retry, ..."""
+        return self._envelope.attempt
+
+    @property
+    def max_attempts(self) -> int:
+        return self._envelope.max_attempts
+
+    @property
+    def envelope(self) -> Envelope:
+        return self._envelope
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel this job; a handler should stop soon."""
+        return self._sink.is_cancel_requested(self._envelope)
+
+    def progress(self, value: float) -> None:
+        """Record progress, 0..100. Raises :class:`JobCancelled` if the job was cancelled."""
+        checked = _check_progress(value)
+        if self.cancelled:
+            raise JobCancelled(f"job {self.job_id!r} was cancelled")
+        self._sink.set_progress(self._envelope, checked)
+
+    async def aprogress(self, value: float) -> None:
+        """:meth:`progress` without blocking the event loop on a network backend."""
+        await asyncio.to_thread(self.progress, value)
+
+
+def _check_progress(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"progress must be a number from 0 to 100, not {value!r}")
+    if not 0 <= value <= 100:
+        raise ValueError(f"progress must be from 0 to 100, not {value!r}")
+    return float(value)

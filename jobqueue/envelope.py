@@ -1,0 +1,102 @@
+"""The job envelope: the JSON document every backend stores and carries. Never pickle."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.options import Backoff
+
+ENVELOPE_VERSION = 1
+MAX_ENVELOPE_DEPTH = 64
+
+
+class Envelope(BaseModel):
+    """One job as it travels: what to run, with what, and under which policy.
+
+    Unknown fields are ignored so an older worker can read a newer minor version;
+    a newer *major* version (``v``) is refused by :func:`check_version`.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: int = ENVELOPE_VERSION
+    id: str = Field(min_length=1, max_length=512)
+    name: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    attempt: int = Field(default=1, ge=1)
+    max_attempts: int = Field(default=1, ge=1)
+    backoff: Backoff = Backoff()
+    priority: int = Field(default=5, ge=1, le=10)
+    not_before: float | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    enqueued_at: float = 0.0
+    depends_on: list[str] = Field(default_factory=list)
+    idempotency_key: str | None = None
+    trace: dict[str, str] = Field(default_factory=dict)
+
+    def encode(self) -> str:
+        """Compact JSON text of the envelope."""
+        return self.model_dump_json(exclude_defaults=False)
+
+    def next_attempt(self, not_before: float | None) -> Envelope:
+        """The envelope of the attempt after this one."""
+        return self.model_copy(update={"attempt": self.attempt + 1, "not_before": not_before})
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def decode_envelope(raw: str | bytes | dict[str, Any]) -> Envelope:
+    """An :class:`Envelope` from JSON text or a dict, or :class:`UnsupportedEnvelope` naming what is wrong."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsupportedEnvelope(f"message body is not UTF-8: {exc}") from None
+    if isinstance(raw, str):
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            raise UnsupportedEnvelope(f"message body is not JSON: {str(exc)[:200]}") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise UnsupportedEnvelope(f"a job envelope is a JSON object, not {type(data).__name__}")
+    if _depth(data, MAX_ENVELOPE_DEPTH) > MAX_ENVELOPE_DEPTH:
+        raise UnsupportedEnvelope(f"message nests deeper than {MAX_ENVELOPE_DEPTH} levels")
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        raise UnsupportedEnvelope(f"not a job envelope: {_short(exc)}") from None
+    return envelope
+
+
+def check_version(envelope: Envelope) -> None:
+    """Raise :class:`UnsupportedEnvelope` for an envelope of a newer major version than this code reads."""
+    if envelope.v > ENVELOPE_VERSION:
+        raise UnsupportedEnvelope(
+            f"job {envelope.id!r} has envelope version {envelope.v}; this jobqueue reads version "
+            f"{ENVELOPE_VERSION} and older: upgrade the worker"
+        )
+
+
+def _short(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]]
+    return "; ".join(parts)

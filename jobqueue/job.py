@@ -1,0 +1,209 @@
+"""A registered job: the handler, its payload model, its options, and how to enqueue it."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from jobqueue.envelope import Envelope
+from jobqueue.errors import ConfigurationError, InvalidPayload
+from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+    from jobqueue.handle import JobHandle
+
+R = TypeVar("R")
+
+ENQUEUE_OPTIONS = frozenset({"_delay", "_priority", "_attempts", "_backoff", "_job_id", "_timeout"})
+
+
+def new_job_id() -> str:
+    """A fresh random job id."""
+    return uuid.uuid4().hex
+
+
+class JobDefinition(Generic[R]):
+    """What ``@app.job`` returns. Calling it calls the function directly (handy in tests)."""
+
+    def __init__(
+        self,
+        app: JobQueue,
+        func: Callable[..., R],
+        *,
+        name: str,
+        queue: str,
+        priority: int | None = None,
+        attempts: int | None = None,
+        backoff: Backoff | None = None,
+        timeout: Duration | None = None,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.name = name
+        self.queue = queue
+        self.priority = None if priority is None else check_priority(priority)
+        if attempts is not None and attempts < 1:
+            raise ConfigurationError(f"job {name!r}: attempts must be >= 1, not {attempts}")
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = None if timeout is None else parse_duration(timeout, what=f"job {name!r} timeout")
+        self.retry_on = retry_on
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.payload_model, self.takes_payload, self.takes_context = _inspect_signature(func, name)
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", name)
+        self.__wrapped__ = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        return self.func(*args, **kwargs)
+
+    def invoke(self, payload: BaseModel | None, ctx: Any) -> Any:
+        """Call the handler the way its signature asks (a coroutine for ``async def``)."""
+        if not self.takes_payload:
+            return self.func(ctx)
+        return self.func(payload, ctx) if self.takes_context else self.func(payload)
+
+    def __repr__(self) -> str:
+        return f"<job {self.name!r} on queue {self.queue!r}>"
+
+    # -- payloads -----------------------------------------------------------------
+
+    def validate_payload(self, data: BaseModel | Mapping[str, Any] | None) -> BaseModel | None:
+        """The payload as its model, or :class:`InvalidPayload` naming the job and the fields."""
+        model = self.payload_model
+        if model is None:
+            if data:
+                raise InvalidPayload(self.name, [], "this job takes no payload")
+            return None
+        if isinstance(data, model):
+            return data
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        try:
+            return model.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors())
+            raise InvalidPayload(self.name, exc.errors(include_url=False), detail) from None
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is one this job retries (its ``retry_on``)."""
+        return isinstance(exc, self.retry_on)
+
+    # -- envelopes ------------------------------------------------------------------
+
+    def build_envelope(self, payload: BaseModel | Mapping[str, Any] | None, options: Mapping[str, Any]) -> Envelope:
+        """Validate ``payload`` and resolve options against the queue's defaults."""
+        unknown = set(options) - ENQUEUE_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown enqueue option(s) {', '.join(sorted(unknown))} for job {self.name!r}; known: {', '.join(sorted(ENQUEUE_OPTIONS))}")
+        model = self.validate_payload(payload)
+        queue: QueueConfig = self.app.queue_config(self.queue)
+        now = self.app.clock.now()
+        delay = options.get("_delay")
+        delay_seconds = 0.0 if delay is None else _delay_seconds(delay)
+        attempts = options.get("_attempts", self.attempts or queue.attempts)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise ConfigurationError(f"_attempts must be an integer >= 1, not {attempts!r}")
+        backoff = options.get("_backoff", self.backoff or queue.backoff)
+        if not isinstance(backoff, Backoff):
+            raise ConfigurationError(f"_backoff must be a Backoff, not {backoff!r}")
+        timeout = options.get("_timeout")
+        job_id = options.get("_job_id") or new_job_id()
+        if not isinstance(job_id, str) or len(job_id) > 512:
+            raise ConfigurationError(f"_job_id must be a string of at most 512 characters, not {job_id!r}")
+        return Envelope(
+            id=job_id,
+            name=self.name,
+            queue=self.queue,
+            payload=model.model_dump(mode="json") if model is not None else {},
+            attempt=1,
+            max_attempts=attempts,
+            backoff=backoff,
+            priority=check_priority(options.get("_priority", self.priority or queue.priority)),
+            not_before=now + delay_seconds if delay_seconds > 0 else None,
+            timeout=parse_duration(timeout, what="_timeout") if timeout is not None else (self.timeout or queue.timeout),
+            enqueued_at=now,
+        )
+
+    def _split(self, payload: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        options = {k: v for k, v in kwargs.items() if k.startswith("_")}
+        fields = {k: v for k, v in kwargs.items() if not k.startswith("_")}
+        if payload is not None and fields:
+            raise TypeError(f"job {self.name!r}: pass the payload either as a model/dict or as keyword fields, not both")
+        return (payload if payload is not None else fields or None), options
+
+    # -- enqueue ----------------------------------------------------------------------
+
+    def enqueue(self, payload: BaseModel | Mapping[str, Any] | None = None, /, **kwargs: Any) -> JobHandle:
+        """Validate and enqueue one job; returns its handle. Options start with ``_``."""
+        data, options = self._split(payload, kwargs)
+        return self.app.submit([self.build_envelope(data, options)])[0]
+
+    async def aenqueue(self, payload: BaseModel | Mapping[str, Any] | None = None, /, **kwargs: Any) -> JobHandle:
+        """:meth:`enqueue` for asyncio code."""
+        data, options = self._split(payload, kwargs)
+        return (await self.app.asubmit([self.build_envelope(data, options)]))[0]
+
+    def enqueue_many(self, payloads: Iterable[BaseModel | Mapping[str, Any]], **options: Any) -> list[JobHandle]:
+        """Enqueue many jobs in one go. A dict item may carry its own ``_`` options (say ``_job_id``).
+
+        Every payload is validated before any job is sent.
+        """
+        return self.app.submit(self._envelopes(payloads, options))
+
+    async def aenqueue_many(self, payloads: Iterable[BaseModel | Mapping[str, Any]], **options: Any) -> list[JobHandle]:
+        """:meth:`enqueue_many` for asyncio code."""
+        return await self.app.asubmit(self._envelopes(payloads, options))
+
+    def _envelopes(self, payloads: Iterable[BaseModel | Mapping[str, Any]], options: Mapping[str, Any]) -> list[Envelope]:
+        envelopes = []
+        for item in payloads:
+            own: dict[str, Any] = dict(options)
+            if isinstance(item, Mapping):
+                own.update({k: v for k, v in item.items() if k.startswith("_")})
+                item = {k: v for k, v in item.items() if not k.startswith("_")}
+            envelopes.append(self.build_envelope(item, own))
+        return envelopes
+
+
+def _delay_seconds(delay: Any) -> float:
+    if isinstance(delay, timedelta):
+        seconds = delay.total_seconds()
+    elif isinstance(delay, (int, float)) and not isinstance(delay, bool):
+        seconds = float(delay)
+    else:
+        return parse_duration(delay, what="_delay")
+    if seconds < 0 or seconds != seconds:
+        raise ConfigurationError(f"_delay must be >= 0 seconds, not {delay!r}")
+    return seconds
+
+
+def _inspect_signature(func: Callable[..., Any], name: str) -> tuple[type[BaseModel] | None, bool, bool]:
+    """The payload model (first parameter's annotation), whether the handler takes a payload and a context."""
+    params = [p for p in inspect.signature(func).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not params or len(params) > 2:
+        raise ConfigurationError(f"job {name!r}: a handler takes (payload) or (payload, ctx), got {len(params)} parameter(s)")
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception as exc:  # unresolvable forward references
+        raise ConfigurationError(f"job {name!r}: cannot resolve the handler's annotations: {exc}") from None
+    annotation = hints.get(params[0].name)
+    from jobqueue.context import JobContext
+
+    if annotation is JobContext and len(params) == 1:
+        return None, False, True
+    if annotation is None or annotation is type(None):
+        model = None
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        model = annotation
+    else:
+        raise ConfigurationError(f"job {name!r}: the payload parameter must be annotated with a pydantic model, not {annotation!r}")
+    return model, True, len(params) == 2

@@ -1,0 +1,226 @@
+"""The one code path that runs an attempt, shared by every backend.
+
+A backend claims a job (marks it active), hands its envelope to :meth:`JobRunner.execute`
+with a sink, and the runner validates, calls the handler, decides the outcome by the job's
+policy (completed, retry later, failed, cancelled), asks the sink to persist it and fires hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from jobqueue.context import AttemptSink, JobContext
+from jobqueue.envelope import Envelope, check_version
+from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
+from jobqueue.hooks import JobEvent
+from jobqueue.states import JobState
+from jobqueue.status import ErrorInfo
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+    from jobqueue.job import JobDefinition
+
+logger = logging.getLogger("jobqueue.runner")
+
+MAX_TRACEBACK_CHARS = 32_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended: ``completed``, ``delayed`` (retry at ``retry_at``), ``failed`` or ``cancelled``."""
+
+    state: JobState
+    result: Any = None
+    error: ErrorInfo | None = None
+    retry_at: float | None = None
+    duration: float = 0.0
+
+
+class FinishingSink(AttemptSink, Protocol):
+    """A sink that also persists the outcome. ``finish`` returns False if the job was no longer ours."""
+
+    def finish(self, envelope: Envelope, outcome: Outcome) -> bool: ...
+
+
+class JobTimeout(TimeoutError):
+    """The attempt ran longer than the job's timeout."""
+
+
+def error_info(exc: BaseException, *, retryable: bool = True, with_traceback: bool = True) -> ErrorInfo:
+    """An :class:`ErrorInfo` for ``exc``, traceback trimmed to a bounded size."""
+    text = None
+    if with_traceback:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if len(text) > MAX_TRACEBACK_CHARS:
+            text = "...(truncated)...\n" + text[-MAX_TRACEBACK_CHARS:]
+    return ErrorInfo(type=type(exc).__qualname__, message=str(exc)[:4000], traceback=text, retryable=retryable)
+
+
+def encode_result(value: Any, job_name: str) -> Any:
+    """``value`` as JSON-native data, or :class:`ResultNotSerializable` naming the job."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ResultNotSerializable(f"result of job {job_name!r} is not JSON-serialisable: {exc}") from None
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run ``coro`` to completion from synchronous code, even when this thread already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="jobqueue-async-job")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _call_with_timeout(func: Any, timeout: float, name: str) -> Any:
+    """Run ``func`` in a daemon thread; past ``timeout`` give up on it (the thread is abandoned)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = func()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"jobqueue-job-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise JobTimeout(f"job {name!r} ran longer than its timeout of {timeout:g}s; its thread was abandoned")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class JobRunner:
+    """Runs attempts for one app: resolves the handler, applies the policy, persists, fires hooks."""
+
+    def __init__(self, app: JobQueue) -> None:
+        self.app = app
+
+    # -- the steps every attempt takes ---------------------------------------------------
+
+    def _prepare(self, envelope: Envelope) -> tuple[JobDefinition[Any], BaseModel | None] | Outcome:
+        try:
+            check_version(envelope)
+            job = self.app.registry.get(envelope.name)
+            if job is None:
+                raise UnknownJob(f"no handler is registered for job name {envelope.name!r} (known: {', '.join(sorted(self.app.registry)) or 'none'})")
+            payload = job.validate_payload(envelope.payload)
+        except (UnsupportedEnvelope, UnknownJob, InvalidPayload) as exc:
+            return Outcome(JobState.FAILED, error=error_info(exc, retryable=False, with_traceback=False))
+        return job, payload
+
+    def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
+        adapter = logging.LoggerAdapter(logging.getLogger(f"jobqueue.job.{envelope.name}"), {"job_id": envelope.id, "attempt": envelope.attempt})
+        return JobContext(envelope, sink, adapter)
+
+    def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
+        duration = time.perf_counter() - started
+        if isinstance(exc, JobCancelled):
+            return Outcome(JobState.CANCELLED, error=error_info(exc, retryable=False, with_traceback=False), duration=duration)
+        retryable = isinstance(exc, (Retry, ResultNotSerializable, JobTimeout)) or (job is not None and job.should_retry(exc))
+        info = error_info(exc, retryable=retryable)
+        if retryable and envelope.attempt < envelope.max_attempts:
+            if isinstance(exc, Retry) and exc.delay is not None:
+                delay = max(float(exc.delay), 0.0)
+            else:
+                delay = envelope.backoff.delay_for(envelope.attempt)
+            return Outcome(JobState.DELAYED, error=info, retry_at=self.app.clock.now() + delay, duration=duration)
+        return Outcome(JobState.FAILED, error=info, duration=duration)
+
+    def _finish(self, envelope: Envelope, outcome: Outcome, sink: FinishingSink) -> Outcome:
+        try:
+            kept = sink.finish(envelope, outcome)
+        except Exception:
+            logger.exception("could not record the outcome of job %s (attempt %d); it will be delivered again", envelope.id, envelope.attempt)
+            raise
+        if not kept:
+            logger.warning("job %s: the lease was lost before attempt %d finished; its outcome was not written", envelope.id, envelope.attempt)
+            return outcome
+        kind = {
+            JobState.COMPLETED: "job_completed",
+            JobState.DELAYED: "attempt_failed",
+            JobState.FAILED: "job_failed",
+            JobState.CANCELLED: "job_cancelled",
+        }[outcome.state]
+        self.app.hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))  # type: ignore[arg-type]
+        return outcome
+
+    # -- synchronous and asynchronous entry points -------------------------------------------
+
+    def execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        """Run one attempt of ``envelope`` (already claimed as active) and persist its outcome."""
+        prepared = self._prepare(envelope)
+        if isinstance(prepared, Outcome):
+            return self._finish(envelope, prepared, sink)
+        job, payload = prepared
+        self.app.hooks.emit(JobEvent("job_started", envelope))
+        ctx = self._context(envelope, sink)
+        started = time.perf_counter()
+        try:
+            if job.is_async:
+                coro_timeout = envelope.timeout
+                value = _run_coroutine(_with_timeout(job.invoke(payload, ctx), coro_timeout, job.name))
+            elif envelope.timeout is not None:
+                value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
+            else:
+                value = job.invoke(payload, ctx)
+            outcome = Outcome(JobState.COMPLETED, result=encode_result(value, job.name), duration=time.perf_counter() - started)
+        except Exception as exc:
+            outcome = self._outcome_for_error(envelope, job, exc, started)
+        return self._finish(envelope, outcome, sink)
+
+    async def aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        """:meth:`execute` on an event loop: ``async def`` handlers are awaited, ``def`` ones run in a thread."""
+        prepared = self._prepare(envelope)
+        if isinstance(prepared, Outcome):
+            return await asyncio.to_thread(self._finish, envelope, prepared, sink)
+        job, payload = prepared
+        self.app.hooks.emit(JobEvent("job_started", envelope))
+        ctx = self._context(envelope, sink)
+        started = time.perf_counter()
+        try:
+            if job.is_async:
+                value = await _with_timeout(job.invoke(payload, ctx), envelope.timeout, job.name)
+            else:
+                call = asyncio.to_thread(job.invoke, payload, ctx)
+                value = await _with_timeout(call, envelope.timeout, job.name)
+            outcome = Outcome(JobState.COMPLETED, result=encode_result(value, job.name), duration=time.perf_counter() - started)
+        except Exception as exc:
+            outcome = self._outcome_for_error(envelope, job, exc, started)
+        return await asyncio.to_thread(self._finish, envelope, outcome, sink)
+
+
+async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:
+    if timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise JobTimeout(f"job {name!r} ran longer than its timeout of {timeout:g}s and was cancelled") from None
