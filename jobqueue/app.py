@@ -72,6 +72,13 @@ class JobQueue:
                 backend = self._backend
         return backend
 
+    def set_backend(self, backend: str | Backend, **options: Any) -> None:
+        """Choose another backend before first use (the CLI's ``--backend``)."""
+        if self._backend is not None:
+            raise ConfigurationError("the backend is already in use; choose it before the first enqueue or query")
+        self._backend_spec = backend
+        self._backend_options = options
+
     @property
     def backend_name(self) -> str:
         spec = self._backend_spec

@@ -200,9 +200,7 @@ def _inspect_signature(func: Callable[..., Any], name: str) -> tuple[type[BaseMo
 
     if annotation is JobContext and len(params) == 1:
         return None, False, True
-    if annotation is None or annotation is type(None):
-        model = None
-    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         model = annotation
     else:
         raise ConfigurationError(f"job {name!r}: the payload parameter must be annotated with a pydantic model, not {annotation!r}")

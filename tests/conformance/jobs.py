@@ -58,6 +58,7 @@ class Jobs:
     slow_sync: JobDefinition[Any] = None  # type: ignore[assignment]
     kept: JobDefinition[Any] = None  # type: ignore[assignment]
     limited: JobDefinition[Any] = None  # type: ignore[assignment]
+    aged_echo: JobDefinition[Any] = None  # type: ignore[assignment]
 
 
 def register(app: JobQueue) -> Jobs:
@@ -156,6 +157,10 @@ def register(app: JobQueue) -> Jobs:
     def limited(payload: Mark) -> str:
         jobs.log.append(payload.tag)
         return payload.tag
+
+    @app.job(queue="aged")
+    def aged_echo(ctx: JobContext) -> str:
+        return ctx.job_id
 
     for name, definition in app.registry.items():
         setattr(jobs, name, definition)

@@ -185,8 +185,7 @@ def test_retention_keeps_the_last_n(harness: Harness, jobs: Jobs) -> None:
 
 
 def test_retention_by_age_frees_the_id(harness: Harness, jobs: Jobs) -> None:
-    jobs.app.queue_config("aged")
-    aged = jobs.app.job(name="aged_echo", queue="aged")(lambda payload: None)
+    aged = jobs.aged_echo
     first = aged.enqueue(_job_id="once")
     harness.drain(jobs.app)
     assert first.status().state is JobState.COMPLETED

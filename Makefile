@@ -1,0 +1,38 @@
+# jobqueue: `make demo` and `make test` work on a fresh machine (they create .venv and install).
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast test-deps check-infra clean
+
+$(STAMP): pyproject.toml backends/redis/pyproject.toml backends/sqs/pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev,redis,sqs]' -e ./backends/redis -e ./backends/sqs
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the demo of the main jobs on the default backend (sync).
+demo: venv
+	$(PYTHON) examples/demo.py
+
+## Install what the tests need (redis-server, the SAM CLI, validators), then run every test.
+test: venv test-deps
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+## Only the in-process tests (no servers): quick feedback while editing.
+test-fast: venv
+	$(PYTHON) -m pytest -m "not slow" tests/unit tests/conformance -k "sync or memory or not harness" $(PYTEST_ARGS)
+
+test-deps:
+	@for script in infra/ensure-*.sh; do [ ! -f "$$script" ] || bash "$$script" || exit 1; done
+
+## Validate the worker recipes under infra/ (Dockerfile, compose, systemd, Kubernetes).
+check-infra: venv
+	PYTHON=$(PYTHON) bash infra/check-infra.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .aws-sam test-artifacts
