@@ -67,7 +67,8 @@ def _app(ctx: click.Context) -> JobQueue:
         if state.get("backend"):
             app.set_backend(state["backend"])
         state["app"] = app
-    return state["app"]
+    loaded: JobQueue = state["app"]
+    return loaded
 
 
 @click.group(cls=_Group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -91,7 +92,7 @@ class JobDefinition(Generic[R]):
             return model.model_validate(data if data is not None else {})
         except ValidationError as exc:
             detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors())
-            raise InvalidPayload(self.name, exc.errors(include_url=False), detail) from None
+            raise InvalidPayload(self.name, [dict(e) for e in exc.errors(include_url=False)], detail) from None
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is one this job retries (its ``retry_on``)."""
@@ -181,7 +182,7 @@ def _delay_seconds(delay: Any) -> float:
         seconds = float(delay)
     else:
         return parse_duration(delay, what="_delay")
-    if seconds < 0 or seconds != seconds:
+    if seconds < 0 or not math.isfinite(seconds):
         raise ConfigurationError(f"_delay must be >= 0 seconds, not {delay!r}")
     return seconds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from datetime import timedelta
@@ -43,7 +44,7 @@ def parse_duration(value: Duration, *, what: str = "duration") -> float:
         seconds = float(match.group(1) or 1) * _UNITS[match.group(2) or "s"]
     else:
         raise ConfigurationError(f"{what} must be a number of seconds or a string like '24h', not {value!r}")
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+    if seconds < 0 or not math.isfinite(seconds):
         raise ConfigurationError(f"{what} must be a finite number of seconds >= 0, not {value!r}")
     return seconds
 

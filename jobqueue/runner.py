@@ -222,5 +222,5 @@ async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any
         return await awaitable
     try:
         return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise JobTimeout(f"job {name!r} ran longer than its timeout of {timeout:g}s and was cancelled") from None

@@ -9,7 +9,7 @@ from typing import Any
 from jobqueue.backends.base import Backend, Capability
 from jobqueue.errors import BackendNotInstalled, UnknownBackend
 
-__all__ = ["BACKENDS", "Backend", "Capability", "load_backend_class", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "Capability", "create_backend", "load_backend_class"]
 
 #: name -> (import path, pip extra that installs it or None for built-ins)
 BACKENDS: dict[str, tuple[str, str | None]] = {

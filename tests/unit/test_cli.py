@@ -38,7 +38,7 @@ def test_steering_commands() -> None:
     run("pause", "default")
     run("enqueue", "greet", '{"name": "Bo"}', "--job-id", "b1")
     cli_app.app.backend.run_until_empty()
-    code, out = run("stats")
+    _, out = run("stats")
     assert out["default"]["paused"] is True and out["default"]["counts"]["waiting"] == 1
     assert run("cancel", "b1")[0] == 0
     assert run("cancel", "b1")[0] == 1
