@@ -262,6 +262,8 @@ def test_k8s_worker_deployment_pdb_and_scaler():
     pod = deployment["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > DEFAULT_JOB_TIMEOUT
     assert pod["securityContext"]["runAsNonRoot"] is True
+    image_user = dockerfile_stages()[-1]["USER"][-1].split(":")[0]
+    assert str(pod["securityContext"]["runAsUser"]) == image_user, "the image's numeric USER"
     container = k8s_worker_container()
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
