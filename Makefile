@@ -20,7 +20,7 @@ demo: venv
 	$(PYTHON) examples/demo.py
 
 ## Install what the tests need (redis-server, the SAM CLI, validators), then run every test.
-test: venv test-deps
+test: venv test-deps check-infra
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 ## Only the in-process tests (no servers): quick feedback while editing.
