@@ -383,7 +383,8 @@ def redis_url():
 
 @pytest.mark.needs_redis_worker
 def test_recipe_command_processes_a_job_and_stops_on_sigterm(redis_url, tmp_path):
-    pytest.importorskip("jobqueue_redis")
+    if not hasattr(pytest.importorskip("jobqueue_redis"), "RedisBackend"):
+        pytest.skip("the Redis worker (issue 3) has not landed yet")
     argv = k8s_command()  # the same in every recipe (test above); this one names no absolute path
     program = shutil.which(argv[0], path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     assert program, f"{argv[0]} is not installed next to {sys.executable}"
