@@ -13,6 +13,7 @@ from jobqueue.errors import (
     JobFailed,
     JobNotFound,
     JobQueueError,
+    PayloadTooLarge,
     Retry,
     UnknownBackend,
     UnknownJob,

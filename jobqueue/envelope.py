@@ -48,7 +48,8 @@ class Envelope(BaseModel):
         return self.model_copy(update={"attempt": self.attempt + 1, "not_before": not_before})
 
 
-def _depth(value: Any, limit: int) -> int:
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests, counting stops once past ``limit``."""
     stack = [(value, 1)]
     deepest = 0
     while stack:
@@ -79,7 +80,7 @@ def decode_envelope(raw: str | bytes | dict[str, Any]) -> Envelope:
         data = raw
     if not isinstance(data, dict):
         raise UnsupportedEnvelope(f"a job envelope is a JSON object, not {type(data).__name__}")
-    if _depth(data, MAX_ENVELOPE_DEPTH) > MAX_ENVELOPE_DEPTH:
+    if nesting_depth(data, MAX_ENVELOPE_DEPTH) > MAX_ENVELOPE_DEPTH:
         raise UnsupportedEnvelope(f"message nests deeper than {MAX_ENVELOPE_DEPTH} levels")
     try:
         envelope = Envelope.model_validate(data)

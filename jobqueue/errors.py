@@ -38,6 +38,13 @@ class InvalidPayload(JobQueueError, ValueError):
         return self._errors
 
 
+class PayloadTooLarge(InvalidPayload):
+    """A payload whose JSON is larger than ``JOBQUEUE_MAX_PAYLOAD_BYTES`` or nests too deep."""
+
+    def __init__(self, job_name: str, detail: str) -> None:
+        super().__init__(job_name, [], detail)
+
+
 class ResultNotSerializable(JobQueueError, TypeError):
     """A handler returned a value that is not JSON-serialisable."""
 

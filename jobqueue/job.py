@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import typing
 import uuid
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from jobqueue.envelope import Envelope
-from jobqueue.errors import ConfigurationError, InvalidPayload
+from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
+from jobqueue.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
 from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class JobDefinition(Generic[R]):
             id=job_id,
             name=self.name,
             queue=self.queue,
-            payload=model.model_dump(mode="json") if model is not None else {},
+            payload=self._checked_payload(model),
             attempt=1,
             max_attempts=attempts,
             backoff=backoff,
@@ -133,6 +134,20 @@ class JobDefinition(Generic[R]):
             timeout=parse_duration(timeout, what="_timeout") if timeout is not None else (self.timeout or queue.timeout),
             enqueued_at=now,
         )
+
+    def _checked_payload(self, model: BaseModel | None) -> dict[str, Any]:
+        """The payload as JSON data, within the size and nesting bounds every backend can carry."""
+        if model is None:
+            return {}
+        text = model.model_dump_json()
+        size = len(text.encode("utf-8"))
+        limit = self.app.settings.max_payload_bytes
+        if size > limit:
+            raise PayloadTooLarge(self.name, f"payload is {size:,} bytes of JSON; the limit is {limit:,} (JOBQUEUE_MAX_PAYLOAD_BYTES)")
+        data: dict[str, Any] = json.loads(text)
+        if nesting_depth(data, MAX_ENVELOPE_DEPTH - 2) > MAX_ENVELOPE_DEPTH - 2:
+            raise PayloadTooLarge(self.name, f"payload nests deeper than {MAX_ENVELOPE_DEPTH - 2} levels")
+        return data
 
     def _split(self, payload: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         options = {k: v for k, v in kwargs.items() if k.startswith("_")}

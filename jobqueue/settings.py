@@ -30,6 +30,7 @@ class Settings(BaseModel):
     fallback: Literal["sync", "raise"] = "sync"
     prefix: str = Field(default="jobqueue", min_length=1)
     shutdown_grace: float = Field(default=30.0, ge=0)
+    max_payload_bytes: int = Field(default=1_000_000, ge=1024)
     environ: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("backend")
