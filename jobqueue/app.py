@@ -20,6 +20,7 @@ from jobqueue.states import JobState
 from jobqueue.status import Health, JobPage, JobStatus, QueueStats
 
 F = TypeVar("F", bound=Callable[..., Any])
+WorkerHook = Callable[[], Any]
 
 
 class JobQueue:
@@ -45,6 +46,8 @@ class JobQueue:
         self.hooks = Hooks()
         self.registry: dict[str, JobDefinition[Any]] = {}
         self.queues: dict[str, QueueConfig] = {}
+        #: ``"start"`` / ``"stop"``: callables a long-running worker calls (see :meth:`on_worker_start`)
+        self.worker_hooks: dict[str, list[WorkerHook]] = {"start": [], "stop": []}
         self._backend_spec: str | Backend = backend if backend is not None else self.settings.backend
         self._backend_options = backend_options
         self._backend: Backend | None = None
@@ -199,6 +202,20 @@ class JobQueue:
 
     def on_job_cancelled(self, hook: Hook) -> Hook:
         return self.hooks.add("job_cancelled", hook)
+
+    def on_worker_start(self, hook: WorkerHook) -> WorkerHook:
+        """Decorator: run ``hook()`` (``def`` or ``async def``) when a worker starts, before it takes a job.
+
+        For shared resources such as database pools; an ``async def`` hook runs on the worker's event loop,
+        the one its ``async def`` jobs run on. A start hook that raises stops the worker from starting.
+        """
+        self.worker_hooks["start"].append(hook)
+        return hook
+
+    def on_worker_stop(self, hook: WorkerHook) -> WorkerHook:
+        """Decorator: run ``hook()`` when a worker stops, after its last job (errors are logged)."""
+        self.worker_hooks["stop"].append(hook)
+        return hook
 
     # -- enqueueing ---------------------------------------------------------------------------------
 

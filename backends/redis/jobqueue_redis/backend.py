@@ -1,0 +1,390 @@
+"""``RedisBackend``: jobs in Redis, every state change one Lua script over one queue's keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jobqueue.backends.base import Backend
+from jobqueue.envelope import Envelope
+from jobqueue.errors import BrokerUnavailable, UnsupportedEnvelope
+from jobqueue.runner import Outcome, error_info
+from jobqueue.states import JobState
+from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
+from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_spec, status_of
+from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
+from jobqueue_redis.fallback import InlineFallback, why_not_inline
+from jobqueue_redis.keys import QueueKeys
+from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, run_pipeline
+from jobqueue_redis.settings import RedisSettings
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+
+logger = logging.getLogger("jobqueue.redis")
+
+_STATE_SETS = {
+    JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
+    JobState.COMPLETED: "completed", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled",
+}
+
+
+class RedisBackend(Backend):
+    """Jobs kept in Redis (or Valkey, or a Redis Cluster), run by ``jobqueue worker`` processes.
+
+    Configured from the app's environment snapshot (``JOBQUEUE_REDIS_URL``, ``REDIS_URL``, ``REDIS_HOST``...,
+    see :class:`RedisSettings`) or explicitly: ``RedisBackend("redis://host:6379/0", lease=60)``.
+    ``client`` / ``async_client_factory`` inject ready clients (fakeredis in tests).
+    """
+
+    name: ClassVar[str] = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        async_client_factory: Callable[[], Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self._options = dict(options, url=url)
+        self._client = client
+        self._aclient_factory = async_client_factory
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._degraded_until = 0.0
+
+    def bind(self, app: JobQueue) -> None:
+        super().bind(app)
+        options = dict(self._options)
+        if options.get("prefix") is None and app.settings.prefix != "jobqueue":
+            options["prefix"] = app.settings.prefix
+        self.settings = RedisSettings.from_environ(app.settings.environ, **options)
+        self.scripts = Scripts()
+        self.fallback = InlineFallback(app)
+        self._keys: dict[str, QueueKeys] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The synchronous client, built on first use."""
+        if self._client is None:
+            self._client = build_client(self.settings)
+        return self._client
+
+    def aclient(self) -> Any:
+        """The asyncio client of the running event loop (one per loop)."""
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop)
+        if client is None:
+            client = self._aclient_factory() if self._aclient_factory else build_async_client(self.settings)
+            self._aclients[loop] = client
+        return client
+
+    def keys(self, queue: str) -> QueueKeys:
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = QueueKeys(self.settings.prefix, queue)
+        return keys
+
+    def retention(self, queue: str) -> str:
+        return retention_spec(self.app.queue_config(queue))
+
+    def _now(self) -> float:
+        return self.app.clock.now()
+
+    def _run(self, script: Script, queue: str, args: Sequence[Any]) -> Any:
+        return script(self.client, self.keys(queue).base, [str(a) for a in args])
+
+    def _bounded(self, what: str, call: Callable[[], Any]) -> Any:
+        return bounded(self.settings, what, call)
+
+    def _queues_for(self, queue: str | None) -> list[str]:
+        return [queue] if queue is not None else list(self.app.queues)
+
+    def _locate(self, job_id: str, queue: str | None) -> str | None:
+        """The queue holding ``job_id`` (one pipelined look through the app's queues)."""
+        names = self._queues_for(queue)
+        if len(names) == 1:
+            return names[0]
+
+        def look() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.exists(self.keys(name).job(job_id))
+            return list(pipe.execute())
+
+        found = self._bounded("find job", look)
+        return next((name for name, hit in zip(names, found) if hit), None)
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def _enqueue_args(self, envelope: Envelope, origin: str, now: float) -> list[str]:
+        return [
+            envelope.id, envelope.encode(), str(envelope.priority),
+            "" if envelope.not_before is None else repr(envelope.not_before), repr(now),
+            repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), origin,
+            self.retention(envelope.queue),
+        ]
+
+    def _receipts(self, envelopes: Sequence[Envelope], results: Sequence[Any]) -> list[EnqueueReceipt]:
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [EnqueueReceipt(id=e.id, created=bool(int(r))) for e, r in zip(envelopes, results)]
+
+    def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        """One round trip for one job; a pipeline for many. Safe to resend: ids dedup, the origin token tells ours."""
+        origin, now = uuid.uuid4().hex, self._now()
+        calls = [(self.scripts.enqueue, self.keys(e.queue).base, self._enqueue_args(e, origin, now)) for e in envelopes]
+        outage = Outage()
+
+        def send() -> list[Any]:
+            if len(calls) == 1:
+                script, base, args = calls[0]
+                return [script(self.client, base, args)]
+            return run_pipeline(self.client, self.scripts, calls)
+
+        try:
+            results = bounded(self.settings, "enqueue", send, outage)
+        except BrokerUnavailable as exc:
+            self._refuse_inline(envelopes, exc, outage)
+            self._degraded_until = time.monotonic() + self.settings.degraded_for
+            return self.fallback.run(envelopes, exc)
+        return self._receipts(envelopes, results)
+
+    async def aenqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        """:meth:`enqueue` on the asyncio client of the running loop."""
+        origin, now = uuid.uuid4().hex, self._now()
+        calls = [(self.scripts.enqueue, self.keys(e.queue).base, self._enqueue_args(e, origin, now)) for e in envelopes]
+        outage = Outage()
+        client = self.aclient()
+
+        async def send() -> list[Any]:
+            if len(calls) == 1:
+                script, base, args = calls[0]
+                return [await script.acall(client, base, args)]
+            return await arun_pipeline(client, self.scripts, calls)
+
+        try:
+            results = await abounded(self.settings, "enqueue", send, outage)
+        except BrokerUnavailable as exc:
+            self._refuse_inline(envelopes, exc, outage)
+            self._degraded_until = time.monotonic() + self.settings.degraded_for
+            return await self.fallback.arun(envelopes, exc)
+        return self._receipts(envelopes, results)
+
+    def _refuse_inline(self, envelopes: Sequence[Envelope], exc: BrokerUnavailable, outage: Outage) -> None:
+        """Raise unless every job may run inline instead (``JOBQUEUE_FALLBACK=sync`` and nothing sent)."""
+        if self.app.settings.fallback != "sync":
+            raise exc
+        if outage.maybe_sent:
+            raise BrokerUnavailable(f"{exc}; the enqueue may have reached Redis, so it is not run inline") from exc.__cause__
+        for envelope in envelopes:
+            reason = why_not_inline(envelope)
+            if reason is not None:
+                raise BrokerUnavailable(f"{exc}; job {envelope.id!r} ({envelope.name}) cannot run inline: {reason}") from exc.__cause__
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
+        inline = self.fallback.get(job_id, queue)
+        if inline is not None:
+            return inline
+        names = self._queues_for(queue)
+
+        def read() -> list[Any]:
+            if len(names) == 1:
+                return [self.client.hgetall(self.keys(names[0]).job(job_id))]
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(self.keys(name).job(job_id))
+            return list(pipe.execute())
+
+        now = self._now()
+        for name, data in zip(names, self._bounded("get", read)):
+            status = status_of(data, name, job_id)
+            if status is not None:
+                return None if expired(status, self.app.queue_config(name), now) else status
+        return None
+
+    def stats(self, queue: str) -> QueueStats:
+        raw = self._bounded("stats", lambda: self._run(self.scripts.stats, queue, [repr(self._now()), self.retention(queue)]))
+        states = [JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
+        counts = {state: 0 for state in JobState}
+        counts.update({state: int(n) for state, n in zip(states, raw)})
+        return QueueStats(queue=queue, counts=counts, paused=bool(int(raw[6])))
+
+    def list_jobs(self, queue: str, state: JobState, *, limit: int = 50, cursor: str | None = None) -> JobPage:
+        """A page in the order of the state's set (waiting: priority then FIFO; finished: finish order); the cursor is an offset."""
+        if state not in _STATE_SETS:
+            return JobPage(jobs=[])
+        keys = self.keys(queue)
+        offset = int(cursor) if cursor else 0
+        ids: list[str] = self._bounded("list", lambda: self.client.zrange(keys.set(_STATE_SETS[state]), offset, offset + limit))
+
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in ids[:limit]:
+                pipe.hgetall(keys.job(job_id))
+            return list(pipe.execute())
+
+        rows = self._bounded("list", read) if ids else []
+        jobs = [s for job_id, data in zip(ids, rows) if (s := status_of(data, queue, job_id)) is not None]
+        more = len(ids) > limit
+        return JobPage(jobs=jobs, next_cursor=str(offset + limit) if more else None)
+
+    def health(self) -> Health:
+        degraded = time.monotonic() < self._degraded_until
+        started = time.perf_counter()
+        try:
+            self.client.ping()
+        except TRANSIENT as exc:
+            status = "degraded" if self.app.settings.fallback == "sync" else "unhealthy"
+            return Health(status=status, backend=self.name, broker_reachable=False,
+                          detail=f"Redis at {self.settings.redacted_url} unreachable: {exc}")
+        latency = (time.perf_counter() - started) * 1000
+        detail = "jobs ran inline recently because Redis was unreachable" if degraded else self.settings.redacted_url
+        return Health(status="degraded" if degraded else "healthy", backend=self.name, broker_reachable=True,
+                      latency_ms=round(latency, 3), detail=detail)
+
+    # -- steering -------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str, queue: str | None = None) -> bool:
+        name = self._locate(job_id, queue)
+        if name is None:
+            return False
+        args = [job_id, repr(self._now()), self.retention(name)]
+        return bool(int(self._bounded("cancel", lambda: self._run(self.scripts.cancel, name, args))))
+
+    def retry(self, job_id: str, queue: str | None = None) -> bool:
+        name = self._locate(job_id, queue)
+        if name is None:
+            return False
+        return bool(int(self._bounded("retry", lambda: self._run(self.scripts.retry, name, [repr(self._now()), job_id]))))
+
+    def retry_failed(self, queue: str) -> int:
+        return int(self._bounded("retry failed", lambda: self._run(self.scripts.retry, queue, [repr(self._now()), "*"])))
+
+    def pause(self, queue: str) -> None:
+        self._bounded("pause", lambda: self._run(self.scripts.pause, queue, ["1"]))
+
+    def resume(self, queue: str) -> None:
+        self._bounded("resume", lambda: self._run(self.scripts.pause, queue, ["0"]))
+
+    def clean(self, queue: str, state: JobState, older_than: float = 0.0) -> int:
+        if state is JobState.ACTIVE:
+            raise ValueError("active jobs cannot be cleaned; cancel them instead")
+        if state not in _STATE_SETS:
+            return 0
+        cutoff = repr(self._now() - older_than)
+        removed, offset = 0, 0
+        while True:
+            args = [_STATE_SETS[state], cutoff, offset, 500]
+            gone, scanned = self._bounded("clean", lambda: self._run(self.scripts.clean, queue, args))
+            removed += int(gone)
+            offset += int(scanned) - int(gone)
+            if int(scanned) < 500:
+                return removed
+
+    def close(self) -> None:
+        """Drop connections; the next call reconnects."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                logger.debug("closing the Redis client failed", exc_info=True)
+        self._aclients = weakref.WeakKeyDictionary()
+
+    # -- what workers call ------------------------------------------------------------------------
+
+    def claim(self, queue: str, count: int, token_prefix: str) -> tuple[list[tuple[Envelope, str]], float | None]:
+        """Take up to ``count`` due jobs of ``queue`` under a lease; also when to look again (or None)."""
+        config = self.app.queue_config(queue)
+        now = self._now()
+        rate = config.rate_limit
+        lost = ErrorInfo(type="LeaseExpired", message="the worker running this attempt stopped answering (its lease ran out)", retryable=True)
+        args = [
+            repr(now), count, repr(now + self.settings.lease), token_prefix,
+            "" if config.concurrency is None else config.concurrency,
+            "" if rate is None else rate.limit, "" if rate is None else repr(rate.period),
+            lost.model_dump_json(), self.retention(queue),
+        ]
+        flat, hint = self._run(self.scripts.claim, queue, args)
+        claimed: list[tuple[Envelope, str]] = []
+        for i in range(0, len(flat), 4):
+            job_id, raw, attempt, token = flat[i:i + 4]
+            try:
+                claimed.append((envelope_of(job_id, queue, raw, attempt), token))
+            except UnsupportedEnvelope as exc:
+                stub = Envelope(id=job_id, name="?", queue=queue)
+                self.finish(stub, token, Outcome(JobState.FAILED, error=error_info(exc, retryable=False, with_traceback=False)))
+        return claimed, (float(hint) if hint else None)
+
+    def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
+        """Record an attempt's outcome if ``token`` still holds the lease."""
+        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue))
+        return bool(int(self._run(self.scripts.finish, envelope.queue, args)))
+
+    def finish_many(self, items: Sequence[tuple[Envelope, str, Outcome]]) -> list[bool]:
+        """:meth:`finish` for many attempts in one pipeline."""
+        now = self._now()
+        calls = [
+            (self.scripts.finish, self.keys(env.queue).base, finish_args(env.id, token, now, env, outcome, self.retention(env.queue)))
+            for env, token, outcome in items
+        ]
+        results = run_pipeline(self.client, self.scripts, calls)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [bool(int(r)) for r in results]
+
+    def set_progress(self, envelope: Envelope, token: str, value: float) -> bool:
+        return bool(int(self._run(self.scripts.progress, envelope.queue, [envelope.id, token, repr(value)])))
+
+    def cancel_requested(self, envelope: Envelope, token: str) -> bool:
+        """True if someone asked to cancel the attempt, or it is no longer ours."""
+        cancel, holder = self.client.hmget(self.keys(envelope.queue).job(envelope.id), ["cancel", "token"])
+        return cancel == "1" or holder != token
+
+    def heartbeat(self, queue: str, held: Sequence[tuple[str, str]]) -> list[str]:
+        """Extend the leases of ``held`` (id, token) pairs; returns the ids whose lease was lost."""
+        args: list[Any] = [repr(self._now() + self.settings.lease)]
+        for job_id, token in held:
+            args += [job_id, token]
+        return list(self._run(self.scripts.heartbeat, queue, args))
+
+    def release(self, queue: str, held: Sequence[tuple[str, str]]) -> int:
+        """Give jobs back to waiting (same attempt) because their worker is stopping."""
+        args: list[Any] = [repr(self._now()), self.retention(queue)]
+        for job_id, token in held:
+            args += [job_id, token]
+        return int(self._run(self.scripts.release, queue, args))
+
+    def wait_for_work(self, queue: str, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for a wake-up of ``queue``; True if one came."""
+        return self.client.blpop([self.keys(queue).signal], timeout=timeout) is not None
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    def run_worker(self, queues: Sequence[str] | None = None, **options: Any) -> None:
+        """``jobqueue worker``: serve ``queues`` until SIGTERM/SIGINT (options: concurrency, grace, burst)."""
+        from jobqueue_redis.worker import Worker
+
+        burst = bool(options.pop("burst", False))
+        worker = Worker(self, queues, **options)
+        if burst:
+            worker.run_burst()
+        else:
+            worker.run()
+
+    def drain(self, queues: Sequence[str] | None = None, *, concurrency: int = 1) -> int:
+        """Run every due job in this process until none is due; returns how many attempts ran."""
+        from jobqueue_redis.worker import Worker
+
+        return Worker(self, queues, concurrency=concurrency).run_burst()

@@ -1,0 +1,102 @@
+"""Between job hashes in Redis and the core's models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from jobqueue.envelope import Envelope, decode_envelope
+from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.options import QueueConfig
+from jobqueue.runner import Outcome
+from jobqueue.states import JobState
+from jobqueue.status import ErrorInfo, JobStatus
+
+
+def num(value: str | None) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+def retention_spec(config: QueueConfig) -> str:
+    """The queue's retention as the scripts read it: ``"ccount,cage,fcount,fage"``."""
+
+    def part(value: float | int | None) -> str:
+        return "" if value is None else repr(value)
+
+    c, f = config.retention.completed, config.retention.failed
+    return ",".join([part(c.max_count), part(c.max_age), part(f.max_count), part(f.max_age)])
+
+
+def envelope_of(job_id: str, queue: str, raw: str, attempt: str | None) -> Envelope:
+    """The envelope a worker runs: the stored JSON with the attempt counted in Redis."""
+    try:
+        envelope = decode_envelope(raw)
+    except UnsupportedEnvelope:
+        raise
+    if attempt:
+        envelope = envelope.model_copy(update={"attempt": int(attempt)})
+    if envelope.id != job_id or envelope.queue != queue:
+        envelope = envelope.model_copy(update={"id": job_id, "queue": queue})
+    return envelope
+
+
+def status_of(data: Mapping[str, str], queue: str, job_id: str) -> JobStatus | None:
+    """A :class:`JobStatus` from a job hash (None for an empty or unreadable hash)."""
+    if not data or "state" not in data:
+        return None
+    try:
+        env: dict[str, Any] = json.loads(data.get("env") or "{}")
+    except ValueError:
+        env = {}
+    error = None
+    if data.get("error"):
+        try:
+            error = ErrorInfo.model_validate_json(data["error"])
+        except ValueError:
+            error = ErrorInfo(type="Unknown", message=data["error"][:4000])
+    result = None
+    if data.get("result"):
+        result = json.loads(data["result"])
+    payload = env.get("payload")
+    return JobStatus(
+        id=job_id,
+        name=str(env.get("name") or "?"),
+        queue=queue,
+        state=JobState(data["state"]),
+        progress=num(data.get("progress")) or 0.0,
+        attempt=int(data.get("attempt") or env.get("attempt") or 1),
+        max_attempts=int(data.get("max_attempts") or env.get("max_attempts") or 1),
+        priority=int(data.get("priority") or env.get("priority") or 5),
+        payload=payload if isinstance(payload, dict) else {},
+        result=result,
+        error=error,
+        created_at=num(data.get("created_at")) or 0.0,
+        not_before=num(data.get("not_before")),
+        started_at=num(data.get("started_at")),
+        finished_at=num(data.get("finished_at")),
+        cancel_requested=data.get("cancel") == "1",
+    )
+
+
+def expired(status: JobStatus, config: QueueConfig, now: float) -> bool:
+    """Whether a finished job is past its retention age (it counts as gone even before a sweep)."""
+    if not status.state.is_finished or status.finished_at is None:
+        return False
+    rule = config.retention_for(status.state.value)
+    return rule.max_age is not None and now - status.finished_at > rule.max_age
+
+
+def finish_args(job_id: str, token: str, now: float, envelope: Envelope, outcome: Outcome, retention: str) -> list[str]:
+    """The ARGV of ``finish.lua`` for ``outcome``."""
+    new_env = ""
+    attempt = str(envelope.attempt)
+    not_before = ""
+    if outcome.state is JobState.DELAYED:
+        nxt = envelope.next_attempt(outcome.retry_at)
+        new_env = nxt.encode()
+        attempt = str(nxt.attempt)
+        not_before = "" if outcome.retry_at is None else repr(outcome.retry_at)
+    result = json.dumps(outcome.result) if outcome.state is JobState.COMPLETED else ""
+    error = outcome.error.model_dump_json() if outcome.error is not None else ""
+    return [job_id, token, repr(now), outcome.state.value, new_env, attempt, not_before, result, error, retention]

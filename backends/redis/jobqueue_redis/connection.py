@@ -1,0 +1,129 @@
+"""Building Redis clients, and the bounded retry policy of producer calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from jobqueue.errors import BrokerUnavailable
+from jobqueue_redis.settings import RedisSettings
+
+logger = logging.getLogger("jobqueue.redis")
+
+T = TypeVar("T")
+
+#: errors that mean "Redis did not answer" (as opposed to a bug or a refused command)
+TRANSIENT: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+try:  # cluster-specific ones, when the cluster client is available
+    from redis.exceptions import ClusterDownError, TryAgainError
+
+    TRANSIENT = TRANSIENT + (ClusterDownError, TryAgainError)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def build_client(settings: RedisSettings) -> Any:
+    """A synchronous client (``Redis`` or ``RedisCluster``) for ``settings``; it connects lazily."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "decode_responses": True,
+        "health_check_interval": 30,
+    }
+    if settings.cluster:
+        from redis.cluster import RedisCluster
+
+        options.pop("health_check_interval")
+        return RedisCluster.from_url(settings.url, **options)
+    return redis.Redis.from_url(settings.url, **options)
+
+
+def build_async_client(settings: RedisSettings) -> Any:
+    """An asyncio client for ``settings`` (one per event loop)."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "decode_responses": True,
+    }
+    if settings.cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(settings.url, **options)
+    return redis.asyncio.Redis.from_url(settings.url, **options)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` shows the command never left this process (no connection could be made).
+
+    Only then may a producer run the job inline instead: any other failure may have reached Redis.
+    """
+    text = str(exc).lower()
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)) and "connecting to" in text
+
+
+class Outage:
+    """What a bounded call learnt while failing: the last error and whether anything may have been sent."""
+
+    def __init__(self) -> None:
+        self.maybe_sent = False
+        self.last: BaseException | None = None
+
+    def note(self, exc: BaseException) -> None:
+        self.last = exc
+        if not never_sent(exc):
+            self.maybe_sent = True
+
+
+def _retrying(settings: RedisSettings) -> dict[str, Any]:
+    return {
+        "stop": stop_after_delay(settings.retry_for),
+        "wait": wait_exponential(multiplier=0.05, max=0.5),
+        "retry": retry_if_exception_type(TRANSIENT),
+        "reraise": True,
+    }
+
+
+def unavailable(settings: RedisSettings, what: str, exc: BaseException) -> BrokerUnavailable:
+    return BrokerUnavailable(f"Redis at {settings.redacted_url} did not answer ({what}) within {settings.retry_for:g}s: {exc}")
+
+
+def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: Outage | None = None) -> T:
+    """Run ``call``, retrying transient failures for at most ``settings.retry_for`` seconds.
+
+    Only for calls that are safe to repeat. Raises :class:`BrokerUnavailable` when the bound is spent.
+    """
+    seen = outage or Outage()
+    try:
+        for attempt in Retrying(**_retrying(settings)):
+            with attempt:
+                try:
+                    return call()
+                except TRANSIENT as exc:
+                    seen.note(exc)
+                    raise
+    except TRANSIENT as exc:
+        raise unavailable(settings, what, exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def abounded(settings: RedisSettings, what: str, call: Callable[[], Awaitable[T]], outage: Outage | None = None) -> T:
+    """:func:`bounded` for coroutines."""
+    seen = outage or Outage()
+    try:
+        async for attempt in AsyncRetrying(**_retrying(settings)):
+            with attempt:
+                try:
+                    return await call()
+                except TRANSIENT as exc:
+                    seen.note(exc)
+                    raise
+    except TRANSIENT as exc:
+        raise unavailable(settings, what, exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover

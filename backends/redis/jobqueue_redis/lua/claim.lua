@@ -1,0 +1,91 @@
+-- Take up to N due jobs for a worker: reap expired leases, promote due delayed jobs, honour
+-- pause, the queue's concurrency cap and its rate limit, then mark jobs active under a lease.
+-- ARGV: now, n, lease deadline, token prefix, concurrency|'', rate limit|'', rate period|'',
+--       lost-lease error json, retention
+-- Returns {jobs, hint}: jobs = flat list of id, envelope, attempt, token, ...; hint = the earliest
+-- time something may become claimable (next delayed, rate window reopening, lease expiry) or ''.
+local now_s = ARGV[1]
+local now = tonumber(now_s)
+local want = tonumber(ARGV[2])
+local rules = parse_retention(ARGV[9])
+
+-- leases that ran out: the attempt counts; deliver again or fail
+local dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
+for _, id in ipairs(dead) do
+  redis.call('ZREM', ACTIVE, id)
+  local key = jk(id)
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel')
+  if f[1] == 'active' then
+    redis.call('HSET', key, 'error', ARGV[8], 'token', '')
+    if f[4] == '1' then
+      finish_job(id, 'cancelled', now_s, rules)
+    elseif tonumber(f[2]) < tonumber(f[3]) then
+      redis.call('HSET', key, 'attempt', tonumber(f[2]) + 1, 'not_before', '', 'progress', '0')
+      schedule(id, now)
+    else
+      finish_job(id, 'failed', now_s, rules)
+    end
+  end
+end
+
+promote(now_s, 1000)
+
+local function hint()
+  local best = nil
+  local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  if #d > 0 then best = tonumber(d[2]) end
+  local a = redis.call('ZRANGE', ACTIVE, 0, 0, 'WITHSCORES')
+  if #a > 0 and (not best or tonumber(a[2]) < best) then best = tonumber(a[2]) end
+  return best
+end
+
+local function reply(jobs, extra)
+  local best = hint()
+  if extra and (not best or extra < best) then best = extra end
+  return {jobs, best and string.format('%.6f', best) or ''}
+end
+
+if redis.call('EXISTS', PAUSED) == 1 then return reply({}, nil) end
+local n = want
+if ARGV[5] ~= '' then
+  n = math.min(n, tonumber(ARGV[5]) - redis.call('ZCARD', ACTIVE))
+end
+local reopen = nil
+local limit = tonumber(ARGV[6])
+if limit then
+  local period = tonumber(ARGV[7])
+  local r = redis.call('HMGET', RATE, 'start', 'count')
+  local start, count = tonumber(r[1]), tonumber(r[2])
+  if not start or now - start >= period then
+    start, count = now, 0
+    redis.call('HSET', RATE, 'start', now_s, 'count', 0)
+    redis.call('PEXPIRE', RATE, math.ceil(period * 1000) + 60000)
+  end
+  n = math.min(n, limit - count)
+  if n <= 0 then reopen = start + period end
+end
+if n <= 0 then
+  if redis.call('ZCARD', WAITING) == 0 then reopen = nil end
+  return reply({}, reopen)
+end
+
+local popped = redis.call('ZPOPMIN', WAITING, n)
+local jobs = {}
+local taken = 0
+for i = 1, #popped, 2 do
+  local id = popped[i]
+  local key = jk(id)
+  local f = redis.call('HMGET', key, 'state', 'env', 'attempt')
+  if f[1] == 'waiting' then
+    taken = taken + 1
+    local token = ARGV[4] .. ':' .. taken
+    redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token, 'progress', '0')
+    redis.call('ZADD', ACTIVE, ARGV[3], id)
+    jobs[#jobs + 1] = id
+    jobs[#jobs + 1] = f[2]
+    jobs[#jobs + 1] = f[3]
+    jobs[#jobs + 1] = token
+  end
+end
+if limit and taken > 0 then redis.call('HINCRBY', RATE, 'count', taken) end
+return reply(jobs, nil)

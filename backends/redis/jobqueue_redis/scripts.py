@@ -1,0 +1,146 @@
+"""The Lua scripts: each state transition is one atomic script over the keys of one queue."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+NAMES = ("enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause")
+
+
+def _load(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+class Script:
+    """One script: its text and SHA1; called with EVALSHA, loaded again on NOSCRIPT (after a Redis restart)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        self.name = name
+        self.text = text
+        self.sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def __call__(self, client: Any, base: str, args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, 1, base, *args)
+        except NoScriptError:
+            client.script_load(self.text)
+            return client.evalsha(self.sha, 1, base, *args)
+
+    async def acall(self, client: Any, base: str, args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, 1, base, *args)
+        except NoScriptError:
+            await client.script_load(self.text)
+            return await client.evalsha(self.sha, 1, base, *args)
+
+    def queue(self, pipe: Any, base: str, args: Sequence[Any]) -> None:
+        """Add a call to a (non-transactional) pipeline; see :func:`run_pipeline`."""
+        pipe.evalsha(self.sha, 1, base, *args)
+
+
+class Scripts:
+    """All scripts, each with the shared prelude prepended."""
+
+    enqueue: Script
+    claim: Script
+    finish: Script
+    progress: Script
+    heartbeat: Script
+    release: Script
+    cancel: Script
+    retry: Script
+    stats: Script
+    clean: Script
+    pause: Script
+
+    def __init__(self) -> None:
+        prelude = _load("_lib")
+        self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
+        for script in self._all:
+            setattr(self, script.name, script)
+
+    def all(self) -> list[Script]:
+        return list(self._all)
+
+
+def is_noscript(value: Any) -> bool:
+    return isinstance(value, NoScriptError) or (isinstance(value, ResponseError) and str(value).startswith("NOSCRIPT"))
+
+
+def _is_cluster(client: Any) -> bool:
+    return hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection")
+
+
+def _pipelined(client: Any, calls: Sequence[tuple[Script, str, Sequence[Any]]]) -> list[Any]:
+    """One pipeline per node; redis-py's cluster pipeline refuses EVALSHA, so a cluster gets one
+    plain pipeline per primary, grouped by the slot of each call's key (moved slots are retried one by one)."""
+    if not _is_cluster(client):
+        pipe = client.pipeline(transaction=False)
+        for script, base, args in calls:
+            script.queue(pipe, base, args)
+        return list(pipe.execute(raise_on_error=False))
+    groups: dict[str, tuple[Any, list[int]]] = {}
+    for i, (_, base, _) in enumerate(calls):
+        node = client.get_node_from_key(base)
+        groups.setdefault(node.name, (node, []))[1].append(i)
+    results: list[Any] = [None] * len(calls)
+    for node, indexes in groups.values():
+        pipe = client.get_redis_connection(node).pipeline(transaction=False)
+        for i in indexes:
+            script, base, args = calls[i]
+            script.queue(pipe, base, args)
+        for i, value in zip(indexes, pipe.execute(raise_on_error=False)):
+            results[i] = value
+    for i, value in enumerate(results):
+        if isinstance(value, ResponseError) and str(value).startswith(("MOVED", "ASK")):
+            script, base, args = calls[i]
+            results[i] = script(client, base, args)
+    return results
+
+
+def run_pipeline(client: Any, scripts: Scripts, calls: Sequence[tuple[Script, str, Sequence[Any]]]) -> list[Any]:
+    """Run script calls in one round trip per node.
+
+    Calls refused with NOSCRIPT (Redis restarted and lost its script cache) are run again
+    after loading the scripts; the calls that did run are not repeated.
+    """
+    results = _pipelined(client, calls)
+    missing = [i for i, r in enumerate(results) if is_noscript(r)]
+    if missing:
+        for script in scripts.all():
+            client.script_load(script.text)
+        again = _pipelined(client, [calls[i] for i in missing])
+        for i, value in zip(missing, again):
+            results[i] = value
+    return results
+
+
+async def arun_pipeline(client: Any, scripts: Scripts, calls: Sequence[tuple[Script, str, Sequence[Any]]]) -> list[Any]:
+    """:func:`run_pipeline` for an asyncio client (a cluster client sends the calls concurrently instead)."""
+    if _is_async_cluster(client):
+        return list(await asyncio.gather(*(script.acall(client, base, args) for script, base, args in calls), return_exceptions=True))
+    pipe = client.pipeline(transaction=False)
+    for script, base, args in calls:
+        script.queue(pipe, base, args)
+    results = list(await pipe.execute(raise_on_error=False))
+    missing = [i for i, r in enumerate(results) if is_noscript(r)]
+    if missing:
+        for script in scripts.all():
+            await client.script_load(script.text)
+        pipe = client.pipeline(transaction=False)
+        for i in missing:
+            script, base, args = calls[i]
+            script.queue(pipe, base, args)
+        for i, value in zip(missing, await pipe.execute(raise_on_error=False)):
+            results[i] = value
+    return results
+
+
+def _is_async_cluster(client: Any) -> bool:
+    return type(client).__module__.startswith("redis.asyncio.cluster")
