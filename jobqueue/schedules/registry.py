@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from jobqueue.errors import ConfigurationError, InvalidPayload
+from jobqueue.schedules.cron import CronError, CronExpr
 from jobqueue.schedules.model import MissedPolicy, Schedule, ScheduleSource
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ class Schedules:
             model = definition.validate_payload(payload)
         except InvalidPayload as exc:
             raise InvalidPayload(job_name, exc.errors(), f"{str(exc).partition(': ')[2]} (in schedule {name!r})") from None
+        try:
+            CronExpr(fields.get("cron", ""), fields.get("tz"))
+        except CronError as exc:
+            raise CronError(f"schedule {name!r}: {exc}") from None
         data = model.model_dump(mode="json") if model is not None else {}
         queue_name = queue or definition.queue
         self._app.queue_config(queue_name)
