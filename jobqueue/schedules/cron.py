@@ -123,9 +123,10 @@ class CronExpr:
         """A cronsim iterator over naive wall-clock matches after (or before) naive ``start``."""
         cronsim = _cronsim()
         try:
-            return cronsim.CronSim(self.expr, start, reverse=reverse)
+            sim: CronSim = cronsim.CronSim(self.expr, start, reverse=reverse)
         except cronsim.CronSimError as exc:
             raise CronError(f"cron {self.expr!r}: {exc}") from None
+        return sim
 
     # -- wall clock <-> UTC ---------------------------------------------------------------
 

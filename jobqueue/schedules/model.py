@@ -57,7 +57,7 @@ class Schedule(BaseModel):
     def _valid_cron(cls, cron: str) -> str:
         return normalize(cron)
 
-    def model_post_init(self, __context: Any) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         CronExpr(self.cron, self.tz)  # checks the fields and the time zone
 
     @property

@@ -139,7 +139,12 @@ class Ticker:
     def _may_be_due(self, schedule: Schedule, cursor: float, now: float) -> bool:
         """Whether a fire may lie in ``(cursor, now]``; cached, so an idle tick computes nothing."""
         cached = self._next.get(schedule.name)
-        if cached is not None and cached[:2] == (schedule.cron, schedule.tz) and cached[2] <= cursor:
+        if (
+            cached is not None
+            and cached[:2] == (schedule.cron, schedule.tz)
+            and cached[2] <= cursor
+            and (cached[3] is None or cursor < cached[3])
+        ):
             upcoming = cached[3]
         else:
             found = schedule.next_fire(cursor)
@@ -182,6 +187,13 @@ class Ticker:
                     pass
         finally:
             await asyncio.to_thread(self.close)
+
+    def start(self, stop: threading.Event, *, interval: float = DEFAULT_INTERVAL) -> threading.Thread:
+        """:meth:`run` in a daemon thread named ``jobqueue-ticker`` (what a worker starts beside its job loop)."""
+        self._check_interval(interval)
+        thread = threading.Thread(target=self.run, args=(stop,), kwargs={"interval": interval}, name="jobqueue-ticker", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         """Release the lease if this ticker holds it, so another worker takes over at once."""

@@ -158,5 +158,5 @@ def test_rendered_resources_pass_cfn_lint(app_env: App, tmp_path: Path) -> None:
     }
     template = tmp_path / "template.json"
     template.write_text(json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}, indent=2))
-    result = subprocess.run([_cfn_lint() or "cfn-lint", "--regions", "us-east-1", "--", str(template)], capture_output=True, text=True)
+    result = subprocess.run([_cfn_lint() or "cfn-lint", "--regions", "us-east-1", "--", str(template)], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -190,8 +190,7 @@ def test_run_loop_ticks_until_stopped_and_releases_the_lease() -> None:
     env.app.schedule("minutely", cron="* * * * *", job=env.sync_integrations, payload={"org": "a"})
     ticker = env.app.schedules.ticker(owner="loop")
     stop = threading.Event()
-    thread = threading.Thread(target=ticker.run, args=(stop,), kwargs={"interval": 0.01})
-    thread.start()
+    thread = ticker.start(stop, interval=0.01)
     try:
         for _ in range(200):
             if env.app.backend.schedule_store().get_cursor("minutely") is not None:
@@ -245,3 +244,23 @@ def test_ticking_across_daylight_saving_changes_fires_each_local_time_once(env: 
         # fall back: 02:00, 02:30 CEST fire; their repeat in CET does not; then 03:00, 03:30 CET
         "berlin:2026-10-25T00:00:00Z", "berlin:2026-10-25T00:30:00Z", "berlin:2026-10-25T02:00:00Z", "berlin:2026-10-25T02:30:00Z",
     ]
+
+
+def test_idle_ticks_neither_compute_nor_write(env: App) -> None:
+    class Counting(InMemoryScheduleStore):
+        writes = 0
+
+        def set_cursor(self, name: str, fired_until: float) -> None:
+            Counting.writes += 1
+            super().set_cursor(name, fired_until)
+
+    env.app.schedule("hourly", cron="@hourly", job=env.sync_integrations, payload={"org": "a"})
+    ticker = Ticker(env.app, store=Counting(env.clock.now), owner="a")
+    ticker.tick()
+    env.advance(30)
+    assert ids(ticker.tick()) == ["hourly:2026-01-05T10:00:00Z"]
+    writes = Counting.writes
+    for _ in range(100):
+        env.advance(1)
+        assert ticker.tick() == []
+    assert Counting.writes == writes
