@@ -38,6 +38,7 @@ LOGICAL_ID_PREFIX = "JobqueueSchedule"
 #: MaximumEventAgeInSeconds per missed policy: how late EventBridge may still deliver a fire
 MAX_EVENT_AGE = {"skip": 3600, "catch_up": 86400}
 MAX_RETRY_ATTEMPTS = 185  # EventBridge Scheduler's own default
+DESCRIPTION_PREFIX = "jobqueue schedule "
 
 _ALL_DAYS = frozenset(range(1, 32))
 _ALL_WEEKDAYS = frozenset(range(7))
@@ -193,7 +194,7 @@ def schedule_resource(
         target["DeadLetterConfig"] = {"Arn": dead_letter_arn}
     properties: dict[str, Any] = {
         "Name": eventbridge_name(schedule.name),
-        "Description": f"jobqueue schedule {schedule.name}: job {schedule.job} on queue {schedule.queue}",
+        "Description": describe(schedule),
         "ScheduleExpression": to_eventbridge_cron(schedule.cron),
         "ScheduleExpressionTimezone": schedule.tz or "UTC",
         "FlexibleTimeWindow": {"Mode": "OFF"},
@@ -203,6 +204,37 @@ def schedule_resource(
     if group_name is not None:
         properties["GroupName"] = group_name
     return {"Type": RESOURCE_TYPE, "Properties": properties}
+
+
+def describe(schedule: Schedule) -> str:
+    """The schedule's ``Description``: what the EventBridge form loses (the name, the Unix cron, the policy), as JSON."""
+    fields = {"name": schedule.name, "cron": schedule.cron, "tz": schedule.tz, "missed": schedule.missed, "source": schedule.source}
+    return DESCRIPTION_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def create_schedule_request(
+    schedule: Schedule, app: JobQueue, *, queue_arn: str, role_arn: str, group_name: str | None = None, dead_letter_arn: str | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of EventBridge Scheduler's ``CreateSchedule`` / ``UpdateSchedule`` for a dynamic schedule.
+
+    The same properties as the template's resource (the API and CloudFormation share their names), with real ARNs.
+    """
+    resource = schedule_resource(schedule, app, queue_arn=queue_arn, role_arn=role_arn, dead_letter_arn=dead_letter_arn, group_name=group_name)
+    properties: dict[str, Any] = resource["Properties"]
+    return properties
+
+
+def schedule_from_eventbridge(described: Mapping[str, Any]) -> Schedule:
+    """A :class:`Schedule` back from a ``GetSchedule`` answer (or a resource's properties) that jobqueue made.
+
+    :class:`ValueError` if the schedule was not made by jobqueue.
+    """
+    description = described.get("Description") or ""
+    if not description.startswith(DESCRIPTION_PREFIX):
+        raise ValueError(f"schedule {described.get('Name')!r} was not made by jobqueue (its Description is not jobqueue's)")
+    fields = json.loads(description[len(DESCRIPTION_PREFIX):])
+    envelope = json.loads(described["Target"]["Input"])
+    return Schedule(job=envelope["name"], queue=envelope["queue"], payload=envelope.get("payload") or {}, **fields)
 
 
 def schedule_resources(app: JobQueue, **options: Any) -> dict[str, dict[str, Any]]:

@@ -160,3 +160,35 @@ def test_rendered_resources_pass_cfn_lint(app_env: App, tmp_path: Path) -> None:
     template.write_text(json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}, indent=2))
     result = subprocess.run([_cfn_lint() or "cfn-lint", "--regions", "us-east-1", "--", str(template)], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_dynamic_schedule_round_trips_through_the_scheduler_api(app_env: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's Scheduler stores schedules (it never fires them): check what was created reads back as the schedule."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    from jobqueue.schedules.eventbridge import create_schedule_request, schedule_from_eventbridge
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    schedule = app_env.app.schedules.add(
+        "sync:org-123", cron="*/15 8-18 * * 1-5", tz="America/New_York", job=app_env.sync_integrations, payload={"org": "org-123"},
+    )
+    with moto.mock_aws():
+        queue_url = boto3.client("sqs").create_queue(QueueName="integrations")["QueueUrl"]
+        queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        scheduler = boto3.client("scheduler")
+        request = create_schedule_request(schedule, app_env.app, queue_arn=queue_arn, role_arn="arn:aws:iam::123456789012:role/scheduler")
+        scheduler.create_schedule(**request)
+        created = scheduler.get_schedule(Name=request["Name"])
+    assert created["ScheduleExpression"] == "cron(0/15 8-18 ? * 2-6 *)"
+    assert created["ScheduleExpressionTimezone"] == "America/New_York"
+    assert created["Target"]["Arn"] == queue_arn
+    assert json.loads(created["Target"]["Input"])["id"] == f"sync:org-123:{SCHEDULED_TIME}"
+    assert schedule_from_eventbridge(created) == schedule
+
+
+def test_a_schedule_not_made_by_jobqueue_is_refused() -> None:
+    from jobqueue.schedules.eventbridge import schedule_from_eventbridge
+
+    with pytest.raises(ValueError, match="not made by jobqueue"):
+        schedule_from_eventbridge({"Name": "someone-elses", "Description": "nightly backup", "Target": {"Input": "{}"}})
