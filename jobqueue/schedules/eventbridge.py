@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from jobqueue.errors import ConfigurationError
 from jobqueue.schedules.cron import CronError, CronExpr
 from jobqueue.schedules.model import TRACE_FIRE_TIME, Schedule
 
@@ -39,6 +40,7 @@ LOGICAL_ID_PREFIX = "JobqueueSchedule"
 MAX_EVENT_AGE = {"skip": 3600, "catch_up": 86400}
 MAX_RETRY_ATTEMPTS = 185  # EventBridge Scheduler's own default
 DESCRIPTION_PREFIX = "jobqueue schedule "
+MAX_INPUT = 8192  # characters of a target's Input
 
 _ALL_DAYS = frozenset(range(1, 32))
 _ALL_WEEKDAYS = frozenset(range(7))
@@ -184,10 +186,16 @@ def schedule_resource(
     ``queue_arn``/``role_arn`` are any CloudFormation values; by default ``Fn::GetAtt`` of the queue's
     :func:`queue_logical_id` and of ``JobqueueSchedulerRole``.
     """
+    body = target_input(schedule, app)
+    if len(body) > MAX_INPUT:
+        raise ConfigurationError(
+            f"schedule {schedule.name!r}: its job envelope is {len(body)} characters; EventBridge Scheduler takes at most "
+            f"{MAX_INPUT} as a target's input: make the payload smaller (pass an id, not the data)"
+        )
     target: dict[str, Any] = {
         "Arn": queue_arn if queue_arn is not None else {"Fn::GetAtt": [queue_logical_id(schedule.queue), "Arn"]},
         "RoleArn": role_arn if role_arn is not None else {"Fn::GetAtt": ["JobqueueSchedulerRole", "Arn"]},
-        "Input": target_input(schedule, app),
+        "Input": body,
         "RetryPolicy": {"MaximumEventAgeInSeconds": MAX_EVENT_AGE[schedule.missed], "MaximumRetryAttempts": MAX_RETRY_ATTEMPTS},
     }
     if dead_letter_arn is not None:

@@ -192,3 +192,11 @@ def test_a_schedule_not_made_by_jobqueue_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not made by jobqueue"):
         schedule_from_eventbridge({"Name": "someone-elses", "Description": "nightly backup", "Target": {"Input": "{}"}})
+
+
+def test_an_envelope_too_big_for_eventbridge_is_a_clear_error(app_env: App) -> None:
+    from jobqueue import ConfigurationError
+
+    schedule = app_env.app.schedule("big", cron="@daily", job=app_env.sync_integrations, payload={"org": "x" * 9000})
+    with pytest.raises(ConfigurationError, match="at most 8192"):
+        schedule_resource(schedule, app_env.app)
