@@ -31,7 +31,7 @@ class ScheduleStore(Protocol):
         """Create or replace the dynamic schedule ``schedule.name``."""
 
     def remove(self, name: str) -> bool:
-        """Delete a dynamic schedule; False if there was none of that name."""
+        """Delete a dynamic schedule and its cursor (re-added, it starts afresh); False if there was none."""
 
     def get(self, name: str) -> Schedule | None:
         """The dynamic schedule ``name``, or None."""

@@ -107,8 +107,12 @@ class Ticker:
         if not self.is_leader:
             return []
         fired: list[Fired] = []
-        for schedule in self.app.schedules.list():
+        schedules = self.app.schedules.list()
+        for schedule in schedules:
             fired.extend(self._fire_due(schedule, now))
+        if len(self._next) > len(schedules):  # forget removed schedules
+            names = {s.name for s in schedules}
+            self._next = {name: entry for name, entry in self._next.items() if name in names}
         return fired
 
     def _fire_due(self, schedule: Schedule, now: float) -> list[Fired]:

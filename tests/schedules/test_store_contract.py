@@ -55,6 +55,10 @@ def test_cursors_only_move_forward(sut: StoreUnderTest) -> None:
     store.set_cursor("s", 1_700_000_120.0)
     assert store.get_cursor("s") == 1_700_000_120.0
     assert store.get_cursor("other") is None
+    store.add(schedule("sync:c"))
+    store.set_cursor("sync:c", 1_700_000_000.0)
+    store.remove("sync:c")
+    assert store.get_cursor("sync:c") is None  # re-added, it starts from then, not from before
 
 
 def test_leader_lease(sut: StoreUnderTest) -> None:
