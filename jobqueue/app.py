@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
+from pydantic import BaseModel
+
 from jobqueue.backends import create_backend
 from jobqueue.backends.base import Backend
 from jobqueue.clock import Clock, SystemClock
@@ -15,6 +17,8 @@ from jobqueue.handle import JobHandle
 from jobqueue.hooks import Hook, HookName, Hooks
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, Duration, QueueConfig, RateLimit, Retention, parse_duration
+from jobqueue.schedules.model import MissedPolicy, Schedule
+from jobqueue.schedules.registry import Schedules
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
 from jobqueue.status import Health, JobPage, JobStatus, QueueStats
@@ -48,6 +52,8 @@ class JobQueue:
         self.queues: dict[str, QueueConfig] = {}
         #: ``"start"`` / ``"stop"``: callables a long-running worker calls (see :meth:`on_worker_start`)
         self.worker_hooks: dict[str, list[WorkerHook]] = {"start": [], "stop": []}
+        #: code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)
+        self.schedules = Schedules(self)
         self._backend_spec: str | Backend = backend if backend is not None else self.settings.backend
         self._backend_options = backend_options
         self._backend: Backend | None = None
@@ -150,6 +156,9 @@ class JobQueue:
         backoff: Backoff | None = None,
         timeout: Duration | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        cron: str | None = None,
+        tz: str | None = None,
+        missed: MissedPolicy = "skip",
     ) -> Callable[[F], JobDefinition[Any]]: ...
 
     def job(
@@ -164,8 +173,18 @@ class JobQueue:
         backoff: Backoff | None = None,
         timeout: Duration | None = None,
         retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        cron: str | None = None,
+        tz: str | None = None,
+        missed: MissedPolicy = "skip",
     ) -> JobDefinition[Any] | Callable[[F], JobDefinition[Any]]:
-        """Register a handler ``(payload: Model, ctx: JobContext)``; its options override the queue's."""
+        """Register a handler ``(payload: Model, ctx: JobContext)``; its options override the queue's.
+
+        With ``cron`` (Unix, 5 fields or ``@hourly``-style), the job is also a schedule of the same name
+        with the payload model's defaults, in time zone ``tz`` (default UTC), ``missed`` fires skipped
+        or caught up once. A job whose payload needs values is scheduled with :meth:`schedule`.
+        """
+        if cron is None and (tz is not None or missed != "skip"):
+            raise ConfigurationError("tz= and missed= describe a schedule: give cron= too")
 
         def register(fn: Callable[..., Any]) -> JobDefinition[Any]:
             job_name = name or fn.__name__
@@ -178,9 +197,33 @@ class JobQueue:
                 backoff=backoff, timeout=timeout, retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
             )
             self.registry[job_name] = definition
+            if cron is not None:
+                try:
+                    self.schedules.define(job_name, cron=cron, job=definition, tz=tz, missed=missed)
+                except Exception:
+                    del self.registry[job_name]
+                    raise
             return definition
 
         return register(func) if func is not None else register
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        cron: str,
+        job: JobDefinition[Any] | str,
+        payload: BaseModel | Mapping[str, Any] | None = None,
+        tz: str | None = None,
+        missed: MissedPolicy = "skip",
+        queue: str | None = None,
+    ) -> Schedule:
+        """Define a recurring schedule in code: enqueue ``job`` with ``payload`` at each ``cron`` time in ``tz``.
+
+        The payload is validated against the job's model now. ``missed="catch_up"`` runs the latest
+        fire missed while no worker ran, once; ``"skip"`` (the default) drops missed fires.
+        """
+        return self.schedules.define(name, cron=cron, job=job, payload=payload, tz=tz, missed=missed, queue=queue)
 
     # -- hooks -----------------------------------------------------------------------------------
 

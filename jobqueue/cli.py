@@ -214,6 +214,18 @@ def clean(ctx: click.Context, queue: str, state: str, older_than: str) -> None:
     _echo_json({"queue": queue, "state": state, "removed": removed})
 
 
+@main.group()
+def schedules() -> None:
+    """Recurring schedules: those defined in code and the dynamic ones of the backend."""
+
+
+@schedules.command("list")
+@click.pass_context
+def schedules_list(ctx: click.Context) -> None:
+    """Each schedule with its cron, time zone, job, and next fire time (UTC)."""
+    _echo_json(_app(ctx).schedules.describe())
+
+
 @main.command()
 @click.option("--queues", default=None, help="Comma-separated queues to serve (default: every declared queue).")
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Jobs this worker runs at once.")

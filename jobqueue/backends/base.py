@@ -15,6 +15,7 @@ from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueSta
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
+    from jobqueue.schedules.store import ScheduleStore
 
 
 class Capability(str, Enum):
@@ -132,6 +133,22 @@ class Backend(ABC):
 
     async def ahealth(self) -> Health:
         return await asyncio.to_thread(self.health)
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def schedule_store(self) -> ScheduleStore:
+        """Where dynamic schedules, the ticker's cursors and its leader lease live.
+
+        The default keeps them in this process (right for sync and memory); a networked backend
+        overrides it so every worker and every client shares them.
+        """
+        store: ScheduleStore | None = getattr(self, "_schedule_store", None)
+        if store is None:
+            from jobqueue.schedules.store import InMemoryScheduleStore
+
+            store = InMemoryScheduleStore(self.app.clock.now)
+            self._schedule_store = store
+        return store
 
     # -- workers ------------------------------------------------------------------------------
 
