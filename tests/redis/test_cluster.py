@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import uuid
 
+from jobqueue_redis import RedisBackend, Worker
 from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState
-from jobqueue_redis import RedisBackend, Worker
 from tests.redis_servers import RedisClusterNodes
 
 

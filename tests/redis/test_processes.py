@@ -57,10 +57,10 @@ class Lab:
         return self.app.registry[name]
 
     def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / f"worker-{len(self.workers)}.log", "wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.redis.worker_app", *args], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-        )
+        with open(self.tmp / f"worker-{len(self.workers)}.log", "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.redis.worker_app", *args], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
         self.workers.append(process)
         return process
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
+from jobqueue_redis import RedisBackend, RedisSettings
+from jobqueue_redis.keys import QueueKeys
 from pydantic import BaseModel
 
 from jobqueue import BrokerUnavailable, ConfigurationError, FakeClock, JobContext, JobQueue, JobState, Settings
 from jobqueue.runner import Outcome
-from jobqueue_redis import RedisBackend, RedisSettings
-from jobqueue_redis.keys import QueueKeys
 from tests.redis_servers import free_port
 
 
@@ -87,7 +87,7 @@ def _backend(app: JobQueue) -> RedisBackend:
 
 
 def test_every_key_belongs_to_its_queue(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, server = fake
+    app, _, server = fake
 
     @app.job(queue="q")
     def work(payload: Tag) -> str:
@@ -148,7 +148,7 @@ def test_a_lost_lease_on_the_last_attempt_ends_failed(fake: tuple[JobQueue, Fake
 
 
 def test_release_gives_a_job_back_with_the_same_attempt(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, _ = fake
+    app, _, _ = fake
     job = app.job(name="give_back", queue="q")(lambda payload: None)
     handle = job.enqueue()
     backend = _backend(app)
@@ -160,7 +160,7 @@ def test_release_gives_a_job_back_with_the_same_attempt(fake: tuple[JobQueue, Fa
 
 
 def test_claims_come_in_batches_in_priority_order(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, _ = fake
+    app, _, _ = fake
     job = app.job(name="batch", queue="q")(lambda payload: None)
     low = [job.enqueue(_priority=9).id for _ in range(3)]
     high = [job.enqueue(_priority=1).id for _ in range(3)]
@@ -191,7 +191,7 @@ def test_a_resent_enqueue_is_one_job_and_still_reports_created(fake: tuple[JobQu
 
 
 def test_aenqueue_uses_the_asyncio_client(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, _ = fake
+    app, _, _ = fake
     job = app.job(name="from_async", queue="q")(lambda payload: None)
 
     async def produce() -> list[str]:
@@ -205,7 +205,7 @@ def test_aenqueue_uses_the_asyncio_client(fake: tuple[JobQueue, FakeClock, faker
 
 
 def test_get_without_a_queue_looks_through_the_app_queues(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, _ = fake
+    app, _, _ = fake
     app.queue("elsewhere")
     job = app.job(name="there", queue="elsewhere")(lambda payload: None)
     handle = job.enqueue(_job_id="find-me")
@@ -215,7 +215,7 @@ def test_get_without_a_queue_looks_through_the_app_queues(fake: tuple[JobQueue, 
 
 
 def test_worker_hooks_run_around_the_jobs(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
-    app, clock, _ = fake
+    app, _, _ = fake
     seen: list[str] = []
 
     @app.on_worker_start

@@ -245,8 +245,7 @@ class RedisBackend(Backend):
         try:
             self.client.ping()
         except TRANSIENT as exc:
-            status = "degraded" if self.app.settings.fallback == "sync" else "unhealthy"
-            return Health(status=status, backend=self.name, broker_reachable=False,
+            return Health(status="degraded" if self.app.settings.fallback == "sync" else "unhealthy", backend=self.name, broker_reachable=False,
                           detail=f"Redis at {self.settings.redacted_url} unreachable: {exc}")
         latency = (time.perf_counter() - started) * 1000
         detail = "jobs ran inline recently because Redis was unreachable" if degraded else self.settings.redacted_url
@@ -285,12 +284,14 @@ class RedisBackend(Backend):
         cutoff = repr(self._now() - older_than)
         removed, offset = 0, 0
         while True:
-            args = [_STATE_SETS[state], cutoff, offset, 500]
-            gone, scanned = self._bounded("clean", lambda: self._run(self.scripts.clean, queue, args))
+            gone, scanned = self._bounded("clean", self._clean_slice(queue, [_STATE_SETS[state], cutoff, offset, 500]))
             removed += int(gone)
             offset += int(scanned) - int(gone)
             if int(scanned) < 500:
                 return removed
+
+    def _clean_slice(self, queue: str, args: list[Any]) -> Callable[[], Any]:
+        return lambda: self._run(self.scripts.clean, queue, args)
 
     def close(self) -> None:
         """Drop connections; the next call reconnects."""
@@ -350,7 +351,7 @@ class RedisBackend(Backend):
     def cancel_requested(self, envelope: Envelope, token: str) -> bool:
         """True if someone asked to cancel the attempt, or it is no longer ours."""
         cancel, holder = self.client.hmget(self.keys(envelope.queue).job(envelope.id), ["cancel", "token"])
-        return cancel == "1" or holder != token
+        return bool(cancel == "1" or holder != token)
 
     def heartbeat(self, queue: str, held: Sequence[tuple[str, str]]) -> list[str]:
         """Extend the leases of ``held`` (id, token) pairs; returns the ids whose lease was lost."""
