@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("jobqueue.redis")
 
+DEFAULT_CONCURRENCY = 10
+
 _STATE_SETS = {
     JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
     JobState.COMPLETED: "completed", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled",
@@ -373,12 +375,25 @@ class RedisBackend(Backend):
 
     # -- workers ----------------------------------------------------------------------------------
 
-    def run_worker(self, queues: Sequence[str] | None = None, **options: Any) -> None:
-        """``jobqueue worker``: serve ``queues`` until SIGTERM/SIGINT (options: concurrency, grace, burst)."""
+    def run_worker(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        grace: float | None = None,
+        burst: bool = False,
+        **options: Any,
+    ) -> None:
+        """``jobqueue worker``: serve ``queues`` (default: the app's) until SIGTERM/SIGINT.
+
+        ``concurrency``: jobs at once in this process (default 10); ``grace``: seconds active jobs get
+        after a stop signal (default ``JOBQUEUE_SHUTDOWN_GRACE``); ``burst``: run what is due, then return.
+        """
         from jobqueue_redis.worker import Worker
 
-        burst = bool(options.pop("burst", False))
-        worker = Worker(self, queues, **options)
+        if options:
+            raise TypeError(f"unknown worker option(s): {', '.join(sorted(options))}")
+        worker = Worker(self, queues or None, concurrency=concurrency or DEFAULT_CONCURRENCY, grace=grace)
         if burst:
             worker.run_burst()
         else:
