@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +56,7 @@ class RedisBackend(Backend):
         self._options = dict(options, url=url)
         self._client = client
         self._aclient_factory = async_client_factory
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._aclient: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._degraded_until = 0.0
 
     def bind(self, app: JobQueue) -> None:
@@ -80,13 +79,12 @@ class RedisBackend(Backend):
         return self._client
 
     def aclient(self) -> Any:
-        """The asyncio client of the running event loop (one per loop)."""
+        """The asyncio client of the running event loop (built again when the loop changes)."""
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
+        if self._aclient is None or self._aclient[0] is not loop:
             client = self._aclient_factory() if self._aclient_factory else build_async_client(self.settings)
-            self._aclients[loop] = client
-        return client
+            self._aclient = (loop, client)
+        return self._aclient[1]
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
@@ -302,7 +300,7 @@ class RedisBackend(Backend):
                 self._client.close()
             except Exception:  # pragma: no cover - closing is best effort
                 logger.debug("closing the Redis client failed", exc_info=True)
-        self._aclients = weakref.WeakKeyDictionary()
+        self._aclient = None
 
     # -- what workers call ------------------------------------------------------------------------
 
