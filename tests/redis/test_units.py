@@ -297,3 +297,42 @@ def test_async_fallback_runs_inline_on_the_callers_loop() -> None:
         return await handle.aresult(timeout=1)
 
     assert asyncio.run(produce()) == "BO"
+
+
+def test_an_enqueue_that_may_have_reached_redis_is_never_run_inline() -> None:
+    """A server that accepts the connection but never answers: the command may have been applied."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        port = listener.getsockname()[1]
+        env = {"REDIS_URL": f"redis://127.0.0.1:{port}/0", "JOBQUEUE_REDIS_RETRY_FOR": "0.5", "JOBQUEUE_REDIS_SOCKET_TIMEOUT": "0.2",
+               "JOBQUEUE_REDIS_BLOCK": "0.1"}
+        app = JobQueue(settings=Settings.from_env(env, backend="redis", fallback="sync"))
+        ran: list[str] = []
+        job = app.job(name="once_only")(lambda payload: ran.append("ran"))
+        with pytest.raises(BrokerUnavailable, match="may have reached Redis"):
+            job.enqueue()
+        assert ran == []
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        listener.close()
