@@ -195,13 +195,18 @@ def test_the_worker_carries_on_when_redis_restarts(tmp_path: Path) -> None:
         before = [sleepy.enqueue(tag=f"b{i}") for i in range(5)]  # type: ignore[attr-defined]
         worker = lab.start_worker("--queues", "work", "--concurrency", "2")
         lab.wait_for("the first jobs to complete", lambda: lab.all_completed(before))
+        during = lab.job("async_sleepy").enqueue(tag="during", seconds=1.0)  # type: ignore[attr-defined]
+        lab.wait_for("a job to be running", lambda: any(tag == "during" for tag, _, _ in lab.runs()))
         server.stop()
-        time.sleep(1.5)
+        time.sleep(2.5)  # longer than the worker's idle poll: it notices the outage
         server.start()
         assert worker.poll() is None, "the worker survived the outage"
         after = [sleepy.enqueue(tag=f"a{i}") for i in range(5)]  # type: ignore[attr-defined]
         lab.wait_for("the jobs enqueued after the restart to complete", lambda: lab.all_completed(after), timeout=30)
         assert lab.all_completed(before), "what Redis kept is still there"
+        assert "Redis is back" in lab.logs()
+        lab.wait_for("the job that finished during the outage to be recorded", lambda: lab.all_completed([during]))
+        assert during.status().attempt == 1, "its outcome was kept and written once Redis was back"
     finally:
         lab.stop()
         server.cleanup()
