@@ -336,3 +336,36 @@ def test_an_enqueue_that_may_have_reached_redis_is_never_run_inline() -> None:
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+def test_list_and_clean_pending_jobs(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
+    app, clock, _ = fake
+    job = app.job(name="pending", queue="q")(lambda payload: None)
+    app.pause("q")
+    low = job.enqueue(_priority=9).id
+    high = job.enqueue(_priority=1).id
+    later = job.enqueue(_delay=60).id
+    page = app.list_jobs("q", "waiting", limit=1)
+    assert [j.id for j in page.jobs] == [high] and page.next_cursor is not None
+    assert [j.id for j in app.list_jobs("q", "waiting", cursor=page.next_cursor).jobs] == [low]
+    assert [j.id for j in app.list_jobs("q", "delayed").jobs] == [later]
+    clock.advance(10)
+    assert app.clean("q", "waiting", older_than=60) == 0
+    assert app.clean("q", "waiting", older_than=5) == 2
+    assert app.get(high) is None and app.stats("q")[JobState.DELAYED] == 1
+    with pytest.raises(ValueError, match="active"):
+        app.clean("q", "active")
+
+
+def test_a_paused_queue_claims_nothing_and_resuming_wakes_workers(fake: tuple[JobQueue, FakeClock, fakeredis.FakeServer]) -> None:
+    app, _, server = fake
+    job = app.job(name="paused", queue="q")(lambda payload: None)
+    app.pause("q")
+    job.enqueue()
+    backend = _backend(app)
+    raw = fakeredis.FakeRedis(server=server, decode_responses=True)
+    raw.delete(backend.keys("q").signal)
+    assert backend.claim("q", 5, "w")[0] == []
+    app.resume("q")
+    assert raw.llen(backend.keys("q").signal) >= 1
+    assert len(backend.claim("q", 5, "w")[0]) == 1
