@@ -126,7 +126,7 @@ class RedisClusterNodes:
         addresses = [f"{HOST}:{node.port}" for node in self.nodes]
         done = subprocess.run(
             [str(cli), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
         if done.returncode != 0:
             self.cleanup()
@@ -134,7 +134,7 @@ class RedisClusterNodes:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = [
-                subprocess.run([str(cli), "-p", str(n.port), "cluster", "info"], capture_output=True, text=True, timeout=5).stdout
+                subprocess.run([str(cli), "-p", str(n.port), "cluster", "info"], capture_output=True, text=True, timeout=5, check=False).stdout
                 for n in self.nodes
             ]
             if all("cluster_state:ok" in s for s in states):

@@ -50,7 +50,6 @@ class FakeRedisHarness(Harness):
 
     def make_app(self) -> JobQueue:
         import fakeredis
-
         from jobqueue_redis import RedisBackend
 
         backend = RedisBackend(

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     from jobqueue.app import JobQueue
 
 logger = logging.getLogger("jobqueue.redis")
+
+DEFAULT_CONCURRENCY = 10
 
 _STATE_SETS = {
     JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
@@ -55,7 +56,7 @@ class RedisBackend(Backend):
         self._options = dict(options, url=url)
         self._client = client
         self._aclient_factory = async_client_factory
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._aclient: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._degraded_until = 0.0
 
     def bind(self, app: JobQueue) -> None:
@@ -78,13 +79,12 @@ class RedisBackend(Backend):
         return self._client
 
     def aclient(self) -> Any:
-        """The asyncio client of the running event loop (one per loop)."""
+        """The asyncio client of the running event loop (built again when the loop changes)."""
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
+        if self._aclient is None or self._aclient[0] is not loop:
             client = self._aclient_factory() if self._aclient_factory else build_async_client(self.settings)
-            self._aclients[loop] = client
-        return client
+            self._aclient = (loop, client)
+        return self._aclient[1]
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
@@ -245,8 +245,7 @@ class RedisBackend(Backend):
         try:
             self.client.ping()
         except TRANSIENT as exc:
-            status = "degraded" if self.app.settings.fallback == "sync" else "unhealthy"
-            return Health(status=status, backend=self.name, broker_reachable=False,
+            return Health(status="degraded" if self.app.settings.fallback == "sync" else "unhealthy", backend=self.name, broker_reachable=False,
                           detail=f"Redis at {self.settings.redacted_url} unreachable: {exc}")
         latency = (time.perf_counter() - started) * 1000
         detail = "jobs ran inline recently because Redis was unreachable" if degraded else self.settings.redacted_url
@@ -285,12 +284,14 @@ class RedisBackend(Backend):
         cutoff = repr(self._now() - older_than)
         removed, offset = 0, 0
         while True:
-            args = [_STATE_SETS[state], cutoff, offset, 500]
-            gone, scanned = self._bounded("clean", lambda: self._run(self.scripts.clean, queue, args))
+            gone, scanned = self._bounded("clean", self._clean_slice(queue, [_STATE_SETS[state], cutoff, offset, 500]))
             removed += int(gone)
             offset += int(scanned) - int(gone)
             if int(scanned) < 500:
                 return removed
+
+    def _clean_slice(self, queue: str, args: list[Any]) -> Callable[[], Any]:
+        return lambda: self._run(self.scripts.clean, queue, args)
 
     def close(self) -> None:
         """Drop connections; the next call reconnects."""
@@ -299,7 +300,7 @@ class RedisBackend(Backend):
                 self._client.close()
             except Exception:  # pragma: no cover - closing is best effort
                 logger.debug("closing the Redis client failed", exc_info=True)
-        self._aclients = weakref.WeakKeyDictionary()
+        self._aclient = None
 
     # -- what workers call ------------------------------------------------------------------------
 
@@ -350,7 +351,7 @@ class RedisBackend(Backend):
     def cancel_requested(self, envelope: Envelope, token: str) -> bool:
         """True if someone asked to cancel the attempt, or it is no longer ours."""
         cancel, holder = self.client.hmget(self.keys(envelope.queue).job(envelope.id), ["cancel", "token"])
-        return cancel == "1" or holder != token
+        return bool(cancel == "1" or holder != token)
 
     def heartbeat(self, queue: str, held: Sequence[tuple[str, str]]) -> list[str]:
         """Extend the leases of ``held`` (id, token) pairs; returns the ids whose lease was lost."""
@@ -372,12 +373,25 @@ class RedisBackend(Backend):
 
     # -- workers ----------------------------------------------------------------------------------
 
-    def run_worker(self, queues: Sequence[str] | None = None, **options: Any) -> None:
-        """``jobqueue worker``: serve ``queues`` until SIGTERM/SIGINT (options: concurrency, grace, burst)."""
+    def run_worker(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        grace: float | None = None,
+        burst: bool = False,
+        **options: Any,
+    ) -> None:
+        """``jobqueue worker``: serve ``queues`` (default: the app's) until SIGTERM/SIGINT.
+
+        ``concurrency``: jobs at once in this process (default 10); ``grace``: seconds active jobs get
+        after a stop signal (default ``JOBQUEUE_SHUTDOWN_GRACE``); ``burst``: run what is due, then return.
+        """
         from jobqueue_redis.worker import Worker
 
-        burst = bool(options.pop("burst", False))
-        worker = Worker(self, queues, **options)
+        if options:
+            raise TypeError(f"unknown worker option(s): {', '.join(sorted(options))}")
+        worker = Worker(self, queues or None, concurrency=concurrency or DEFAULT_CONCURRENCY, grace=grace)
         if burst:
             worker.run_burst()
         else:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from jobqueue.envelope import Envelope, decode_envelope
-from jobqueue.errors import UnsupportedEnvelope
 from jobqueue.options import QueueConfig
 from jobqueue.runner import Outcome
 from jobqueue.states import JobState
@@ -21,7 +20,7 @@ def num(value: str | None) -> float | None:
 def retention_spec(config: QueueConfig) -> str:
     """The queue's retention as the scripts read it: ``"ccount,cage,fcount,fage"``."""
 
-    def part(value: float | int | None) -> str:
+    def part(value: float | None) -> str:
         return "" if value is None else repr(value)
 
     c, f = config.retention.completed, config.retention.failed
@@ -30,10 +29,7 @@ def retention_spec(config: QueueConfig) -> str:
 
 def envelope_of(job_id: str, queue: str, raw: str, attempt: str | None) -> Envelope:
     """The envelope a worker runs: the stored JSON with the attempt counted in Redis."""
-    try:
-        envelope = decode_envelope(raw)
-    except UnsupportedEnvelope:
-        raise
+    envelope = decode_envelope(raw)  # UnsupportedEnvelope: the worker fails the job
     if attempt:
         envelope = envelope.model_copy(update={"attempt": int(attempt)})
     if envelope.id != job_id or envelope.queue != queue:

@@ -61,6 +61,8 @@ class Scripts:
 
     def __init__(self) -> None:
         prelude = _load("_lib")
+        #: ids of the clients whose server(s) got every script loaded by a pipeline run
+        self.loaded: set[int] = set()
         self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
         for script in self._all:
             setattr(self, script.name, script)
@@ -110,6 +112,10 @@ def run_pipeline(client: Any, scripts: Scripts, calls: Sequence[tuple[Script, st
     Calls refused with NOSCRIPT (Redis restarted and lost its script cache) are run again
     after loading the scripts; the calls that did run are not repeated.
     """
+    if len(calls) > 1 and id(client) not in scripts.loaded:
+        for script in scripts.all():  # a fresh server would refuse the whole first pipeline
+            client.script_load(script.text)
+        scripts.loaded.add(id(client))
     results = _pipelined(client, calls)
     missing = [i for i, r in enumerate(results) if is_noscript(r)]
     if missing:

@@ -95,7 +95,7 @@ class AckBatcher:
                 self._closing.wait(pause)
                 pause = min(pause * 2, 2.0)
                 continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any other error belongs to the waiting attempts
                 for *_, future in batch:
                     future.set_exception(exc)
                 return

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
+
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner
 from jobqueue_redis.connection import TRANSIENT
@@ -278,10 +280,12 @@ class Worker:
             self._wake.clear()
             try:
                 claimed, hint = self._claim_round()
-            except TRANSIENT as exc:
+            except (*TRANSIENT, RedisError) as exc:  # type: ignore[misc]
                 if outage_since is None:
                     outage_since = time.monotonic()
-                    logger.warning("Redis unreachable (%s); retrying until it is back", exc)
+                    transient = isinstance(exc, TRANSIENT)
+                    logger.warning("Redis %s (%s); retrying until it is back", "unreachable" if transient else "refused a claim",
+                                   exc, exc_info=not transient)
                 if burst:
                     raise
                 self._stopping.wait(pause)

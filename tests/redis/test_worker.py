@@ -1,0 +1,100 @@
+"""The worker in this process on a real redis-server: wake-up latency, delayed promotion, heartbeats, async concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Self
+
+import pytest
+from jobqueue_redis import RedisBackend, Worker
+from pydantic import BaseModel
+
+from jobqueue import JobQueue, JobState
+from tests.redis_servers import RedisServer
+
+
+class Nap(BaseModel):
+    seconds: float = 0.0
+
+
+@pytest.fixture
+def app(redis_server: RedisServer) -> Iterator[JobQueue]:
+    made = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=0.6, idle_poll=5.0))
+    made.queue("w", attempts=3)
+    yield made
+    made.close()
+
+
+class Running:
+    """Workers in threads, stopped at the end."""
+
+    def __init__(self, app: JobQueue, count: int = 1, concurrency: int = 4) -> None:
+        backend = app.backend
+        assert isinstance(backend, RedisBackend)
+        self.workers = [Worker(backend, ["w"], concurrency=concurrency, grace=5) for _ in range(count)]
+        self.threads = [threading.Thread(target=w.run, kwargs={"install_signals": False}, daemon=True) for w in self.workers]
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(0.3)  # listening
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for thread in self.threads:
+            thread.join(10)
+        assert not any(t.is_alive() for t in self.threads)
+
+
+def test_an_idle_worker_picks_up_new_work_at_once(app: JobQueue) -> None:
+    job = app.job(name="quick", queue="w")(lambda payload: None)
+    with Running(app):
+        for _ in range(3):
+            handle = job.enqueue()
+            status = handle.wait(timeout=5)
+            assert status.state is JobState.COMPLETED
+            assert status.started_at - status.created_at < 0.5, "woken by the enqueue, not by a poll (idle_poll is 5s)"
+            time.sleep(0.2)
+
+
+def test_a_delayed_job_starts_on_time(app: JobQueue) -> None:
+    job = app.job(name="later", queue="w")(lambda payload: None)
+    with Running(app):
+        handle = job.enqueue(_delay=1.0)
+        status = handle.wait(timeout=5)
+        assert status.started_at - status.created_at == pytest.approx(1.0, abs=0.35)
+
+
+def test_heartbeats_keep_a_long_job_from_being_delivered_twice(app: JobQueue) -> None:
+    runs: list[int] = []
+
+    @app.job(queue="w")
+    def long(payload: Nap) -> int:
+        runs.append(1)
+        time.sleep(payload.seconds)
+        return len(runs)
+
+    with Running(app, count=2):
+        handles = [long.enqueue(seconds=2.0) for _ in range(2)]  # more than three leases of 0.6s
+        statuses = [h.wait(timeout=10) for h in handles]
+    assert [s.state for s in statuses] == [JobState.COMPLETED] * 2
+    assert [s.attempt for s in statuses] == [1, 1] and len(runs) == 2
+
+
+def test_async_jobs_run_concurrently_on_the_worker_loop(app: JobQueue) -> None:
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    with Running(app, concurrency=10):
+        started = time.monotonic()
+        handles = nap.enqueue_many([{"seconds": 0.5}] * 10)
+        assert [h.result(timeout=10) for h in handles] == ["ok"] * 10
+        assert time.monotonic() - started < 2.0
