@@ -101,3 +101,24 @@ def init(app_spec: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         backend.close()
+
+
+@sqs.command("worker")
+@_app_option
+@click.option("--queues", default=None, help="Comma-separated queues to poll (default: every declared queue).")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=1, show_default=True, help="Batches handled at once.")
+@click.option("--grace", type=float, default=30.0, show_default=True, help="Seconds a batch gets to finish on SIGTERM.")
+@click.option("--burst", is_flag=True, help="Handle what is receivable now, then exit.")
+def worker(app_spec: str | None, queues: str | None, concurrency: int, grace: float, burst: bool) -> None:
+    """The local event source mapping: long-poll the queues and call the Lambda handler with SQS events.
+
+    The same as ``jobqueue worker --backend sqs``.
+    """
+    from jobqueue_sqs.backend import SQSBackend
+
+    app = _load(_spec(app_spec))
+    backend = app.backend  # type: ignore[attr-defined]
+    if not isinstance(backend, SQSBackend):
+        raise click.ClickException(f"the app runs on the {backend.name!r} backend: set JOBQUEUE_BACKEND=sqs")
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    backend.run_worker(queues=names, concurrency=concurrency, grace=grace, burst=burst)
