@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
-
-from jobqueue import JobQueue, JobState
-from jobqueue.errors import ConfigurationError
 from jobqueue_sqs import MessageTooLarge, SQSSettings
 from jobqueue_sqs.settings import MAX_DELAY_SECONDS
 from jobqueue_sqs.store import TRUNCATED_RESULT
+
+from jobqueue import JobQueue, JobState
+from jobqueue.errors import ConfigurationError
 from tests.sqs import jobs_app
 from tests.sqs.events import Context, failures, receive_event
 
@@ -29,7 +29,7 @@ class FlakyBatchSQS:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.batches.append([e["Id"] for e in Entries])
         if len(self.batches) == 1:
             keep = [e for e in Entries if e["Id"] not in self.fail_ids]

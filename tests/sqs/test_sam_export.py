@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from jobqueue_sqs.cli import sam, sqs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +94,6 @@ def test_sqs_init_creates_what_the_template_declares(moto_server: Any, monkeypat
     template = yaml.safe_load((ROOT / "template.yaml").read_text())["Resources"]["EmailQueue"]["Properties"]
     assert int(attrs["VisibilityTimeout"]) == template["VisibilityTimeout"]
     assert int(attrs["MaximumMessageSize"]) == template["MaximumMessageSize"]
-    assert '"maxReceiveCount":%d' % template["RedrivePolicy"]["maxReceiveCount"] in attrs["RedrivePolicy"].replace(" ", "")
+    assert f'"maxReceiveCount":{template["RedrivePolicy"]["maxReceiveCount"]}' in attrs["RedrivePolicy"].replace(" ", "")
     again = CliRunner().invoke(sqs, ["init", "--app", EXAMPLE])  # idempotent
     assert again.exit_code == 0 and '"table_created": false' in again.output

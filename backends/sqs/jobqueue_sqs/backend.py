@@ -145,11 +145,11 @@ class SQSBackend(Backend):
         started = time.perf_counter()
         try:
             self.clients.sqs.list_queues(QueueNamePrefix=self.settings.prefix, MaxResults=1)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (health reports any failure, it never raises)
             return Health(status="unhealthy", backend=self.name, broker_reachable=False, detail=f"SQS: {exc}"[:500])
         try:
             self.clients.dynamodb.describe_table(TableName=self.settings.jobs_table)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             return Health(status="degraded", backend=self.name, broker_reachable=True, detail=f"job table: {exc}"[:500])
         return Health(status="healthy", backend=self.name, broker_reachable=True,
                       latency_ms=round((time.perf_counter() - started) * 1000, 2), detail=f"table {self.settings.jobs_table}")

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from jobqueue.envelope import Envelope, decode_envelope
 from jobqueue.errors import UnsupportedEnvelope
-from jobqueue.runner import JobRunner, Outcome, error_info
+from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
 from jobqueue_sqs.settings import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
@@ -260,4 +260,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _worker.handle(event, context)
 
 
-__all__ = ["SQSWorker", "lambda_handler", "error_info"]
+__all__ = ["SQSWorker", "lambda_handler"]

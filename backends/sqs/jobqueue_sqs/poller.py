@@ -107,7 +107,7 @@ class LocalEventSource:
         self._stop.set()
 
     def run(self, *, concurrency: int = 1, grace: float = 30.0, wait: int = 5) -> None:
-        """Poll until SIGTERM/SIGINT (or :meth:`stop`): up to ``concurrency`` batches at once, one poller per queue."""
+        """Poll until SIGTERM/SIGINT (or :meth:`stop`): up to ``concurrency`` batches at once across the queues."""
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stop.set())
@@ -124,7 +124,9 @@ class LocalEventSource:
                         logger.exception("polling %s failed; retrying", queue)
                         self._stop.wait(1.0)
 
-        threads = [threading.Thread(target=loop, args=(q,), name=f"jobqueue-sqs-poll-{q}", daemon=True) for q in self.queues]
+        # at least one poller per queue, and enough of them to keep ``concurrency`` batches going
+        pollers = [self.queues[i % len(self.queues)] for i in range(max(len(self.queues), concurrency))]
+        threads = [threading.Thread(target=loop, args=(q,), name=f"jobqueue-sqs-poll-{q}-{i}", daemon=True) for i, q in enumerate(pollers)]
         for thread in threads:
             thread.start()
         while not self._stop.is_set():

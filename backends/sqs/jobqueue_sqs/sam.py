@@ -195,7 +195,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
 
 
 def render(template: dict[str, Any]) -> str:
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=120))
 
@@ -206,7 +206,7 @@ def drift(template: dict[str, Any], path: str) -> list[str]:
     Resources and outputs the file adds of its own are allowed; a queue resource the code does not
     declare is not.
     """
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     with open(path, encoding="utf-8") as handle:
         found = yaml.safe_load(handle) or {}

@@ -42,7 +42,7 @@ def _meta_key(queue: str) -> dict[str, Any]:
     return {"pk": {"S": f"#queue#{queue}"}}  # no job key starts with '#': queue names cannot
 
 
-def _n(value: float | int) -> dict[str, str]:
+def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value)) if isinstance(value, float) else str(value)}
 
 

@@ -81,7 +81,7 @@ def status(job_id: str, token: str | None) -> tuple[int, dict[str, Any]]:
     return 200, found.model_dump(mode="json", include={"id", "name", "queue", "state", "progress", "attempt", "max_attempts", "result", "error"})
 
 
-class handler(BaseHTTPRequestHandler):  # noqa: N801  (Vercel looks for this name)
+class handler(BaseHTTPRequestHandler):  # noqa: N801  (the name Vercel looks for)
     def _reply(self, code: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
         self.send_response(code)
@@ -90,7 +90,7 @@ class handler(BaseHTTPRequestHandler):  # noqa: N801  (Vercel looks for this nam
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -98,7 +98,7 @@ class handler(BaseHTTPRequestHandler):  # noqa: N801  (Vercel looks for this nam
             return self._reply(400, {"error": "the body is not JSON"})
         self._reply(*enqueue(body if isinstance(body, dict) else {}, self.headers.get("x-vercel-oidc-token")))
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         job_id = (parse_qs(urlparse(self.path).query).get("id") or [""])[0]
         if not job_id:
             return self._reply(400, {"error": "pass ?id=JOB_ID"})
