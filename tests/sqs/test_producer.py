@@ -136,3 +136,23 @@ def test_backend_reads_settings_when_bound_not_at_import(moto_server: Any) -> No
                              "AWS_ENDPOINT_URL": moto_server.endpoint})
     assert app.backend.settings.jobs_table == "bound-table"
     assert app.health().status == "degraded"  # SQS answers; the table is not there
+
+
+def test_a_due_delayed_job_lists_and_counts_as_waiting(sqs_app: JobQueue) -> None:
+    import time
+
+    soon = sqs_app.registry["ok"].enqueue(value="soon", _delay=1)
+    later = sqs_app.registry["ok"].enqueue(value="later", _delay=600)
+    now_waiting = sqs_app.registry["ok"].enqueue(value="now")
+    time.sleep(1.2)
+    stats = sqs_app.stats(QUEUE)
+    assert (stats[JobState.WAITING], stats[JobState.DELAYED]) == (2, 1)
+    seen, cursor = [], None
+    for _ in range(5):
+        page = sqs_app.list_jobs(QUEUE, "waiting", limit=1, cursor=cursor)
+        seen += [job.id for job in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [now_waiting.id, soon.id]
+    assert [job.id for job in sqs_app.list_jobs(QUEUE, "delayed").jobs] == [later.id]

@@ -126,10 +126,6 @@ class SQSBackend(Backend):
     def stats(self, queue: str) -> QueueStats:
         now = self._now()
         counts = {state: self.store.count(queue, state, now) for state in JobState}
-        if counts[JobState.DELAYED]:
-            due = self.store.due_delayed(queue, now)
-            counts[JobState.DELAYED] -= due
-            counts[JobState.WAITING] += due
         return QueueStats(queue=queue, counts=counts, paused=self.store.is_paused(queue))
 
     def depths(self, queue: str) -> dict[str, int]:

@@ -245,22 +245,45 @@ class JobStore:
                 return JobRow(item)
         return None
 
-    def _query(self, queue: str, state: JobState, now: float, **extra: Any) -> dict[str, Any]:
+    def _query(self, queue: str, stored: str, due: bool | None, now: float, **extra: Any) -> dict[str, Any]:
+        """Query the index for rows stored in state ``stored``; ``due`` keeps only delayed rows whose time has (not) come."""
+        condition = "(attribute_not_exists(#exp) OR #exp > :now)"
+        names = {"#exp": TTL_ATTRIBUTE}
+        if due is not None:
+            names["#nb"] = "not_before"
+            condition += " AND (attribute_not_exists(#nb) OR #nb <= :now)" if due else " AND #nb > :now"
         return dict(self._db.query(
-            TableName=self.table, IndexName=STATE_INDEX, KeyConditionExpression="qstate = :qs",
-            FilterExpression="attribute_not_exists(#exp) OR #exp > :now", ExpressionAttributeNames={"#exp": TTL_ATTRIBUTE},
-            ExpressionAttributeValues={":qs": _s(f"{queue}#{state.value}"), ":now": _n(now)}, **extra,
+            TableName=self.table, IndexName=STATE_INDEX, KeyConditionExpression="qstate = :qs", FilterExpression=condition,
+            ExpressionAttributeNames=names, ExpressionAttributeValues={":qs": _s(f"{queue}#{stored}"), ":now": _n(now)}, **extra,
         ))
 
+    @staticmethod
+    def _partitions(state: JobState) -> list[tuple[str, bool | None]]:
+        """Where the rows a reader calls ``state`` are stored: a delayed row whose time has come reads as waiting."""
+        if state is JobState.WAITING:
+            return [("waiting", None), ("delayed", True)]
+        if state is JobState.DELAYED:
+            return [("delayed", False)]
+        return [(state.value, None)]
+
     def page(self, queue: str, state: JobState, now: float, limit: int, cursor: str | None) -> tuple[list[JobRow], str | None]:
-        """Up to ``limit`` rows of ``queue`` in ``state``, oldest first, and the cursor of the next page."""
-        extra: dict[str, Any] = {"Limit": limit}
-        if cursor:
-            extra["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        answer = self._query(queue, state, now, **extra)
-        last = answer.get("LastEvaluatedKey")
-        next_cursor = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
-        return [JobRow(item) for item in answer.get("Items", [])], next_cursor
+        """Up to ``limit`` rows of ``queue`` in ``state``, oldest first within each stored state, and the next page's cursor."""
+        position: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor.encode())) if cursor else {"p": 0, "k": None}
+        partitions = self._partitions(state)
+        rows: list[JobRow] = []
+        index, key = int(position["p"]), position.get("k")
+        while index < len(partitions) and len(rows) < limit:
+            extra: dict[str, Any] = {"Limit": limit - len(rows)}
+            if key:
+                extra["ExclusiveStartKey"] = key
+            answer = self._query(queue, *partitions[index], now, **extra)
+            rows.extend(JobRow(item) for item in answer.get("Items", []))
+            key = answer.get("LastEvaluatedKey")
+            if not key:
+                index += 1
+        if index >= len(partitions):
+            return rows, None
+        return rows, base64.urlsafe_b64encode(json.dumps({"p": index, "k": key}).encode()).decode()
 
     def rows(self, queue: str, state: JobState, now: float) -> Iterator[JobRow]:
         """Every row of ``queue`` in ``state``."""
@@ -273,17 +296,15 @@ class JobStore:
 
     def count(self, queue: str, state: JobState, now: float) -> int:
         total = 0
-        extra: dict[str, Any] = {"Select": "COUNT"}
-        while True:
-            answer = self._query(queue, state, now, **extra)
-            total += int(answer.get("Count", 0))
-            if not answer.get("LastEvaluatedKey"):
-                return total
-            extra["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-
-    def due_delayed(self, queue: str, now: float) -> int:
-        """How many delayed rows of ``queue`` are already due (they count as waiting)."""
-        return sum(1 for row in self.rows(queue, JobState.DELAYED, now) if row.not_before is None or row.not_before <= now)
+        for stored, due in self._partitions(state):
+            extra: dict[str, Any] = {"Select": "COUNT"}
+            while True:
+                answer = self._query(queue, stored, due, now, **extra)
+                total += int(answer.get("Count", 0))
+                if not answer.get("LastEvaluatedKey"):
+                    break
+                extra["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return total
 
     # -- running --------------------------------------------------------------------------------
 
