@@ -53,9 +53,16 @@ def test_bulk_goes_in_tens_and_retries_only_failed_entries(sqs_app: JobQueue) ->
 
 
 def test_too_large_envelope_names_the_job_and_sends_nothing(sqs_app: JobQueue) -> None:
-    with pytest.raises(MessageTooLarge, match=r"job 'ok' \(id 'huge'\) encodes to \d+ bytes.*1048576"):
+    with pytest.raises(MessageTooLarge, match=r"job 'ok' \(id 'huge'\) encodes to \d+ bytes; its SQS queue takes at most 1048576 bytes"):
         sqs_app.registry["ok"].enqueue_many([{"value": 1}, {"value": "x" * 1_100_000, "_job_id": "huge"}])
     assert sum(sqs_app.stats(QUEUE).counts.values()) == 0
+
+
+def test_size_limit_is_the_queues_own(sqs_app: JobQueue) -> None:
+    backend = sqs_app.backend
+    backend.clients.sqs.set_queue_attributes(QueueUrl=backend.transport.url("other"), Attributes={"MaximumMessageSize": "262144"})
+    with pytest.raises(MessageTooLarge, match="at most 262144 bytes"):
+        sqs_app.registry["big"].enqueue(value="9" * 300_000)
 
 
 def test_large_envelope_under_the_limit_keeps_its_payload_in_the_message(sqs_app: JobQueue) -> None:

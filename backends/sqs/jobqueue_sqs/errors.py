@@ -10,7 +10,7 @@ class MessageTooLarge(JobQueueError, ValueError):
 
     def __init__(self, job_name: str, job_id: str, size: int, limit: int) -> None:
         super().__init__(
-            f"job {job_name!r} (id {job_id!r}) encodes to {size} bytes; an SQS message is at most {limit} bytes (1 MiB): "
+            f"job {job_name!r} (id {job_id!r}) encodes to {size} bytes; its SQS queue takes at most {limit} bytes a message: "
             "send a reference (an S3 key, a row id) in the payload instead of the data"
         )
         self.job_name, self.job_id, self.size, self.limit = job_name, job_id, size, limit

@@ -67,6 +67,7 @@ class Transport:
         self.send_tries = send_tries
         self._urls: dict[str, str] = {}
         self._dlq_urls: dict[str, str] = {}
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
         #: called to create a missing queue when auto-create is on (set by the backend: it knows the app)
         self.create_queue: Any = None
@@ -119,12 +120,11 @@ class Transport:
 
     def forget(self, queue: str | None = None) -> None:
         with self._lock:
-            if queue is None:
-                self._urls.clear()
-                self._dlq_urls.clear()
-            else:
-                self._urls.pop(queue, None)
-                self._dlq_urls.pop(queue, None)
+            for cache in (self._urls, self._dlq_urls, self._sizes):
+                if queue is None:
+                    cache.clear()
+                else:
+                    cache.pop(queue, None)
 
     # -- producing ----------------------------------------------------------------------------
 
@@ -135,12 +135,20 @@ class Transport:
             attributes[ATTR_STORED] = _attr("1")
         return attributes
 
+    def max_size(self, queue: str) -> int:
+        """The queue's ``MaximumMessageSize`` (read once; 1 MiB for queues made by init or template.yaml)."""
+        size = self._sizes.get(queue)
+        if size is None:
+            attrs = self.clients.sqs.get_queue_attributes(QueueUrl=self.url(queue), AttributeNames=["MaximumMessageSize"])["Attributes"]
+            size = self._sizes[queue] = int(attrs.get("MaximumMessageSize", MAX_MESSAGE_BYTES))
+        return size
+
     def prepare(self, envelope: Envelope, now: float) -> Outgoing:
-        """Encode ``envelope`` and check it fits one message, or :class:`MessageTooLarge` naming the job."""
+        """Encode ``envelope`` and check it fits one message of its queue, or :class:`MessageTooLarge` naming the job."""
         body = envelope.encode()
         size = len(body.encode("utf-8")) + _attributes_size(self.message_attributes(envelope))
-        if size > MAX_MESSAGE_BYTES:
-            raise MessageTooLarge(envelope.name, envelope.id, size, MAX_MESSAGE_BYTES)
+        if size > MAX_MESSAGE_BYTES or size > self.max_size(envelope.queue):
+            raise MessageTooLarge(envelope.name, envelope.id, size, min(MAX_MESSAGE_BYTES, self.max_size(envelope.queue)))
         return Outgoing(envelope, body, delay_seconds(envelope.not_before, now))
 
     def send(self, queue: str, messages: Sequence[Outgoing]) -> list[Outgoing]:
