@@ -1,0 +1,263 @@
+"""The Lambda batch handler: runs each SQS record's job through the core's ``JobRunner``.
+
+A record is reported done (left out of ``batchItemFailures``, so SQS deletes it) only if its job
+completed, was skipped (already completed or cancelled: decided by a conditional write on the job
+id, not the message id) or was copied to the DLQ. Everything else is reported failed, never swallowed:
+a failed attempt with attempts left (its backoff set by ``ChangeMessageVisibility``), a record not
+started because the invocation's time ran low, a job another delivery is running, any error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from jobqueue.envelope import Envelope, decode_envelope
+from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.runner import JobRunner, Outcome
+from jobqueue.states import JobState
+from jobqueue.status import ErrorInfo
+from jobqueue_sqs.settings import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
+from jobqueue_sqs.store import JobRow
+from jobqueue_sqs.transport import ATTR_STORED
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+    from jobqueue_sqs.backend import SQSBackend
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
+
+#: a backoff is set by visibility only while it stays this far inside SQS's 12-hour limit
+VISIBILITY_MARGIN = 600
+
+
+class NotDone(Exception):
+    """The record goes back to its queue (reported in ``batchItemFailures``)."""
+
+
+class RetryLater(NotDone):
+    """The attempt failed with attempts left; the message is invisible for its backoff."""
+
+
+class NotStarted(NotDone):
+    """The invocation's remaining time ran low: the record was not started."""
+
+
+class Busy(NotDone):
+    """Another delivery of this job is running it now."""
+
+
+class _Sink:
+    """What a running attempt writes to: the job's row."""
+
+    def __init__(self, worker: SQSWorker) -> None:
+        self.store = worker.backend.store
+        self.clock = worker.app.clock
+        self.row: JobRow | None = None
+        self.kept = False
+
+    def set_progress(self, envelope: Envelope, value: float) -> None:
+        self.store.set_progress(envelope, value, self.clock.now())
+
+    def is_cancel_requested(self, envelope: Envelope) -> bool:
+        return self.store.is_cancel_requested(envelope, self.clock.now())
+
+    def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
+        self.row = self.store.finish(envelope, outcome, self.clock.now())
+        self.kept = self.row is not None
+        return self.kept
+
+
+def _remaining_ms(context: Any) -> float:
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    return float(getter()) if getter is not None else float("inf")
+
+
+class SQSWorker:
+    """Handles SQS event batches for one app bound to an :class:`SQSBackend`."""
+
+    def __init__(self, backend: SQSBackend) -> None:
+        self.backend = backend
+        self.app: JobQueue = backend.app
+        self.runner = JobRunner(backend.app)
+        self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._stop = False
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Process one SQS event; returns ``{"batchItemFailures": [...]}``."""
+        self._stop = False
+        try:
+            return dict(process_partial_response(event=event, record_handler=lambda record: self.record(record, context),
+                                                 processor=self.processor, context=context))
+        finally:
+            if metrics.metric_set:
+                metrics.flush_metrics()
+
+    # -- one record --------------------------------------------------------------------------------
+
+    def record(self, record: SQSRecord, context: Any) -> str:
+        with logger.append_context_keys(message_id=record.message_id):
+            remaining = _remaining_ms(context)
+            if self._stop or remaining < self.backend.settings.reserve_ms:
+                self._stop = True
+                logger.warning("time is running low (%.0f ms left): record not started", remaining)
+                self._release(record)
+                raise NotStarted(f"not started: {remaining:.0f} ms left in the invocation")
+            try:
+                envelope = decode_envelope(record.body)
+            except UnsupportedEnvelope as exc:
+                return self._poison(record, str(exc))
+            with logger.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
+                return self._job(record, envelope, remaining)
+
+    def _release(self, record: SQSRecord) -> None:
+        """Make a record that was not started visible again at once (best effort: it is reported failed anyway)."""
+        try:
+            self.backend.clients.sqs.change_message_visibility(
+                QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=0)
+        except Exception:
+            logger.exception("could not release the record; it returns after the visibility timeout")
+
+    def _source_url(self, record: SQSRecord) -> str:
+        """The URL of the queue a record came from (its logical queue's, when the app declares it)."""
+        name = record.event_source_arn.rsplit(":", 1)[-1]
+        settings = self.backend.settings
+        for queue in self.app.queues:
+            if settings.queue_name(queue) == name or (settings.configured_url(queue) or "").endswith("/" + name):
+                return self.backend.transport.url(queue)
+        return str(self.backend.clients.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+    def _poison(self, record: SQSRecord, reason: str) -> str:
+        """A body that is no job envelope: to the DLQ at once, never retried."""
+        logger.error("poison message: %s", reason)
+        dlq_url = self.backend.transport.redrive_target(self._source_url(record))
+        if dlq_url is None:
+            raise NotDone(f"poison message, and its queue has no DLQ to put it in: {reason}")
+        self.backend.transport.copy_to_dlq_url(dlq_url, record.body or "", None, reason)
+        metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+        return "dead-lettered"
+
+    def _job(self, record: SQSRecord, envelope: Envelope, remaining_ms: float) -> str:
+        store = self.backend.store
+        now = self.app.clock.now()
+        row = store.load(envelope.queue, envelope.id, now)
+        if row is None:
+            if ATTR_STORED in (record.message_attributes or {}):
+                logger.info("the job's row is gone (cleaned, or past retention): message dropped")
+                return "dropped"
+            row = store.create_on_first_sight(envelope, now) or store.load(envelope.queue, envelope.id, now)
+            if row is None:
+                raise NotDone("the job's row could not be created")
+        for _ in range(5):
+            decided = self._step(record, envelope, row, now, remaining_ms)
+            if isinstance(decided, str):
+                return decided
+            now = self.app.clock.now()
+            reread = store.load(envelope.queue, envelope.id, now)
+            if reread is None:
+                return "dropped"
+            row = reread
+        raise Busy("the job's row kept changing under this delivery")
+
+    def _step(self, record: SQSRecord, envelope: Envelope, row: JobRow, now: float, remaining_ms: float) -> str | None:
+        """Decide and act on one reading of the row; None when a conditional write lost a race (read again)."""
+        store = self.backend.store
+        state = row.state
+        if state in (JobState.COMPLETED, JobState.CANCELLED):
+            logger.info("job already %s: duplicate delivery skipped", state.value)
+            return "skipped"
+        if state is JobState.FAILED:
+            if not row.in_dlq:
+                self._dead_letter(row, record.body, row.status(now).error)
+            return "dead-lettered"
+        if state is JobState.ACTIVE:
+            if row.lease_until > now:
+                raise Busy(f"job {row.id!r} is being run by another delivery")
+            if row.starts >= row.max_attempts:
+                error = ErrorInfo(type="AttemptsSpent", retryable=False,
+                                  message=f"attempt {row.starts} of {row.max_attempts} never reported back (its invocation timed out or died)")
+                ended = store.fail_spent(row, now, error)
+                if ended is None:
+                    return None
+                self._dead_letter(ended, record.body, error)
+                metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+                return "dead-lettered"
+        elif row.not_before is not None and row.not_before > now:
+            wait = math.ceil(row.not_before - now)
+            self.backend.transport.resend(envelope.queue, record.body, min(wait, MAX_DELAY_SECONDS), envelope.id)
+            logger.info("not due for %ss: sent again with a delay (a hop)", wait)
+            return "hopped"
+        if self.backend.is_paused(envelope.queue):
+            raise NotStarted(f"queue {envelope.queue!r} is paused")
+        lease_until = now + min(remaining_ms / 1000.0, self.backend.settings.visibility_timeout)
+        claimed = store.claim(row, now, lease_until)
+        if claimed is None:
+            return None
+        return self._run(record, envelope, claimed)
+
+    def _run(self, record: SQSRecord, envelope: Envelope, claimed: JobRow) -> str:
+        attempt = envelope.model_copy(update={"attempt": claimed.starts})
+        sink = _Sink(self)
+        started = time.perf_counter()
+        outcome = self.runner.execute(attempt, sink)
+        metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+        if not sink.kept or sink.row is None:
+            raise NotDone(f"the outcome of attempt {attempt.attempt} was not written (the job changed meanwhile)")
+        written = sink.row.state
+        if written is JobState.COMPLETED:
+            metrics.add_metric(name="completed", unit=MetricUnit.Count, value=1)
+            logger.info("job completed on attempt %d", attempt.attempt)
+            return "completed"
+        if written is JobState.CANCELLED:
+            logger.info("job cancelled")
+            return "cancelled"
+        if written is JobState.FAILED:
+            metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+            logger.warning("job failed on attempt %d: %s", attempt.attempt, outcome.error)
+            self._dead_letter(sink.row, record.body, outcome.error)
+            return "dead-lettered"
+        return self._back_off(record, envelope, outcome)
+
+    def _back_off(self, record: SQSRecord, envelope: Envelope, outcome: Outcome) -> str:
+        """Attempts left: the message comes back after the backoff (visibility), or hops if the backoff is too long for it."""
+        wait = max(0, math.ceil((outcome.retry_at or 0) - self.app.clock.now()))
+        logger.info("attempt failed (%s); next attempt in %ss", outcome.error, wait)
+        if wait <= MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN:
+            self.backend.transport.change_visibility(envelope.queue, record.receipt_handle, wait)
+            raise RetryLater(f"attempt failed; retry in {wait}s")
+        self.backend.transport.resend(envelope.queue, record.body, MAX_DELAY_SECONDS, envelope.id)
+        return "hopped"
+
+    def _dead_letter(self, row: JobRow, body: str | None, error: ErrorInfo | None) -> None:
+        reason = str(error) if error is not None else "failed"
+        self.backend.transport.copy_to_dlq(row.queue, body or row.envelope().encode(), row.id, reason)
+        self.backend.store.mark_in_dlq(row)
+
+
+_worker: SQSWorker | None = None
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: the app named by ``JOBQUEUE_APP`` (``module:attr``), on its SQS backend."""
+    global _worker
+    if _worker is None:
+        from jobqueue_sqs.apploader import load_app
+        from jobqueue_sqs.backend import SQSBackend
+
+        app = load_app(os.environ.get("JOBQUEUE_APP"))
+        backend = app.backend
+        if not isinstance(backend, SQSBackend):
+            raise RuntimeError(f"JOBQUEUE_APP's app runs on the {backend.name!r} backend; the worker function needs JOBQUEUE_BACKEND=sqs")
+        _worker = backend.worker
+    return _worker.handle(event, context)
+
+
+__all__ = ["SQSWorker", "lambda_handler"]
