@@ -21,9 +21,10 @@ from jobqueue.handle import JobHandle
 from jobqueue.hooks import JobEvent
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, QueueConfig, RateLimit, Retention
+from jobqueue.redaction import Secret
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
-from jobqueue.status import ErrorInfo, Health, JobPage, JobStatus, QueueStats
+from jobqueue.status import ErrorInfo, Health, JobPage, JobStatus, QueueStats, Throughput
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,6 @@ __all__ = [
     "Backoff", "BackendNotInstalled", "BrokerUnavailable", "CapabilityMissing", "ConfigurationError",
     "ErrorInfo", "FakeClock", "Health", "InvalidPayload", "JobCancelled", "JobContext", "JobDefinition",
     "JobEvent", "JobFailed", "JobHandle", "JobNotFound", "JobPage", "JobQueue", "JobQueueError", "JobState",
-    "JobStatus", "QueueConfig", "QueueStats", "RateLimit", "Retention", "Retry", "Settings", "SystemClock",
+    "JobStatus", "QueueConfig", "QueueStats", "RateLimit", "Retention", "Retry", "Secret", "Settings", "SystemClock", "Throughput",
     "UnknownBackend", "UnknownJob", "__version__",
 ]

@@ -192,7 +192,7 @@ def _is_loopback(request: Request) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host in ("localhost", "testclient")
+        return host == "localhost"
 
 
 def _asset(name: str) -> str:
