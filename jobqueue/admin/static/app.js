@@ -55,6 +55,11 @@
     return Math.round(seconds / 86400) + "d";
   }
 
+  function since(ts) {
+    const text = ago(Date.now() / 1000 - ts);
+    return text === "now" ? "just now" : `${text} ago`;
+  }
+
   function when(ts) {
     if (ts === null || ts === undefined) return "–";
     const date = new Date(ts * 1000);
@@ -252,7 +257,7 @@
         el("strong", { text: job.name }),
         el("span", { class: "mono muted", text: job.id }),
         el("span", { class: "tag", text: job.queue }),
-        el("span", { class: "muted", text: `attempt ${job.attempt}/${job.max_attempts} · ${ago(Date.now() / 1000 - (job.finished_at || job.created_at))} ago` })),
+        el("span", { class: "muted", text: `attempt ${job.attempt}/${job.max_attempts} · ${since(job.finished_at || job.created_at)}` })),
       job.error ? el("div", { class: "error", text: `${job.error.type}: ${job.error.message}` }) : null,
       job.error && job.error.traceback ? el("pre", { class: "traceback", "data-testid": "traceback", text: job.error.traceback }) : null,
       el("div", { class: "actions" },
@@ -274,7 +279,7 @@
       el("td", { class: "left" }, job.name, el("span", { class: "tag", text: job.queue })),
       el("td", { text: `${job.attempt}/${job.max_attempts}` }),
       el("td", { text: `${Math.round(job.progress)}%` }),
-      el("td", { class: "left", title: when(job.created_at), text: `${ago(Date.now() / 1000 - job.created_at)} ago` })));
+      el("td", { class: "left", title: when(job.created_at), text: since(job.created_at) })));
     if (!rows.length && !append) rows.push(el("tr", {}, el("td", { colspan: 5, class: "muted left", text: `No ${state} jobs.` })));
     if (append) $("job-rows").append(...rows); else $("job-rows").replaceChildren(...rows);
     ui.browseCursor = list.next_cursor;
@@ -301,7 +306,7 @@
     }
     const retryable = job.state === "failed" || job.state === "cancelled";
     const cancellable = !["completed", "failed", "cancelled"].includes(job.state);
-    panel.replaceChildren(
+    panel.replaceChildren(...[
       el("h2", {}, "Job ", el("span", { class: "mono", text: job.id }), el("span", { class: `state ${job.state}`, "data-testid": "job-state", text: job.state }),
         el("span", { class: "spacer" }),
         el("span", { class: "actions" },
@@ -324,7 +329,7 @@
         job.error.traceback ? el("pre", { class: "traceback", text: job.error.traceback }) : null)] : null,
       el("h3", { text: "Timeline" }),
       el("ul", { class: "timeline" }, job.timeline.map((entry) => el("li", {}, el("strong", { text: entry.event }), " ", el("span", { class: "muted", text: when(entry.at) })))),
-    );
+    ].flat().filter((node) => node !== null && node !== undefined));
     panel.hidden = false;
   }
 
