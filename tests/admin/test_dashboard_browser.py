@@ -129,6 +129,27 @@ def test_dashboard_shows_counts_traceback_and_retries(browser: Any) -> None:
         expect(emails).not_to_contain_text("paused")
         page.screenshot(path=str(ARTIFACTS / "dashboard-after-retry.png"), full_page=True)
 
+        # pause and resume a queue, clean its completed jobs, cancel a waiting job: all from buttons
+        reports.locator('button[data-action="pause"]').click()
+        expect(reports).to_contain_text("paused")
+        assert app.stats("reports").paused
+        reports.locator('button[data-action="resume"]').click()
+        expect(reports).not_to_contain_text("paused")
+        detail.get_by_role("button", name="Close").click()
+        emails.locator('button[data-action="clean"]').click()
+        clean_form = page.locator("tr.clean-form")
+        clean_form.get_by_label("state to clean").select_option("completed")
+        clean_form.locator("button[type=submit]").click()
+        expect(emails.locator('td[data-state="completed"]')).to_have_text("0")
+        app.pause("reports")
+        pending = app.enqueue("build_report", {"account": 7})
+        page.locator('#browse-queue').select_option("reports")
+        page.locator('#browse-state').select_option("waiting")
+        page.locator(f'#job-rows tr[data-job-id="{pending.id}"]').click()
+        detail.locator('button[data-action="cancel"]').click()
+        expect(detail.get_by_test_id("job-state")).to_have_text("cancelled")
+        assert app.get(pending.id).state is JobState.CANCELLED
+
         assert problems == []
         assert external == []
         page.close()

@@ -95,7 +95,9 @@
     const data = await response.json().catch(() => ({}));
     if (!response.ok && !(path === "/api/health" && response.status === 503)) {
       const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data);
-      throw new Error(detail || response.statusText);
+      const error = new Error(detail || response.statusText);
+      error.status = response.status;
+      throw error;
     }
     return data;
   }
@@ -294,11 +296,13 @@
   async function refreshDetail() {
     const panel = $("detail");
     if (!ui.detail) { panel.hidden = true; return; }
+    if (ui.detail.gone) return;  // shown once as gone; not asked for again
     let job;
     try {
       job = await api(`/api/jobs/${enc(ui.detail.id)}?queue=${enc(ui.detail.queue)}`);
     } catch (error) {
       if (error instanceof Unauthorized) throw error;
+      ui.detail.gone = error.status === 404;
       panel.replaceChildren(el("h2", { text: `Job ${ui.detail.id}` }), el("p", { class: "muted", text: error.message }),
         el("button", { type: "button", class: "ghost", onclick: () => { ui.detail = null; panel.hidden = true; } }, "Close"));
       panel.hidden = false;
