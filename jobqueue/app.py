@@ -134,6 +134,8 @@ class JobQueue:
         except ValueError as exc:
             raise ConfigurationError(f"queue {name!r}: {exc}") from None
         self.queues[name] = config
+        if config.webhook is not None:
+            self.webhooks.enable()
         return config
 
     def queue_config(self, name: str) -> QueueConfig:

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from jobqueue.context import JobContext
 from jobqueue.hooks import JobEvent
+from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, Retention
 
 if TYPE_CHECKING:
@@ -145,17 +146,32 @@ class Webhooks:
         self._pending: queue_module.Queue[Delivery] = queue_module.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
-        app.queue(
-            WEBHOOK_QUEUE, attempts=8, backoff=Backoff.exponential(5.0, max_delay=3600.0, jitter=True),
-            timeout=self.timeout * 3, retention=Retention(completed=(1000, "1d"), failed=(10000, "7d")),
-        )
 
         def deliver(payload: Delivery, ctx: JobContext) -> dict[str, Any]:
             return self.deliver(payload, ctx.job_id)
 
-        app.job(name=WEBHOOK_JOB, queue=WEBHOOK_QUEUE, retry_on=DeliveryFailed)(deliver)
+        # registered on every app (a worker must know the job), but its queue is declared only once
+        # webhooks are in use (see enable), so apps without webhooks keep exactly the queues they declare
+        app.registry[WEBHOOK_JOB] = JobDefinition(
+            app, deliver, name=WEBHOOK_JOB, queue=WEBHOOK_QUEUE, attempts=8,
+            backoff=Backoff.exponential(5.0, max_delay=3600.0, jitter=True), timeout=self.timeout * 3,
+            retry_on=(DeliveryFailed,),
+        )
+        self.enabled = False
+        if self.url:
+            self.enable()
         for kind in EVENT_TYPES:
             app.hooks.add(kind, self._on_event)  # type: ignore[arg-type]
+
+    def enable(self) -> None:
+        """Declare the internal queue ``jobqueue.webhooks``, so workers serve it and ``jobqueue sam export`` creates it.
+
+        Done by itself when a default URL is set (``JOBQUEUE_WEBHOOK_URL``, :meth:`configure`) or a queue
+        names a ``webhook``; call it when only jobs carry ``_webhook=`` URLs.
+        """
+        if not self.enabled:
+            self.enabled = True
+            self.app.queue(WEBHOOK_QUEUE, retention=Retention(completed=(1000, "1d"), failed=(10000, "7d")))
 
     def configure(self, *, url: str | None = None, secret: str | None = None, attempt_failed: bool | None = None) -> None:
         """Set the default URL, the signing secret, and whether failed attempts send events, in code."""
@@ -165,6 +181,7 @@ class Webhooks:
 
                 raise ConfigurationError(f"webhook url must be http:// or https://, not {url!r}")
             self.url = url
+            self.enable()
         if secret is not None:
             self.secret = secret
         if attempt_failed is not None:

@@ -218,3 +218,17 @@ def test_a_hanging_receiver_does_not_slow_the_job_on_sync() -> None:
         hang.close()
     # the delivery retries in the background; let it end (a refused connection is quick) before the next test
     assert app.webhooks.flush(30)
+
+
+def test_the_internal_queue_is_declared_only_when_webhooks_are_in_use() -> None:
+    plain = JobQueue(backend="memory")
+    plain.queue("work")
+    assert list(plain.queues) == ["work"] and "jobqueue.webhook" in plain.registry
+    assert WEBHOOK_QUEUE in JobQueue.from_env({"JOBQUEUE_WEBHOOK_URL": "http://127.0.0.1:9/x"}).queues
+    by_queue = JobQueue(backend="memory")
+    by_queue.queue("work", webhook="http://127.0.0.1:9/x")
+    assert set(by_queue.queues) == {WEBHOOK_QUEUE, "work"}
+    by_hand = JobQueue(backend="memory")
+    by_hand.webhooks.enable()
+    by_hand.webhooks.enable()
+    assert list(by_hand.queues) == [WEBHOOK_QUEUE]
