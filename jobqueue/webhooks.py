@@ -2,7 +2,7 @@
 
 Where events go, first match wins: the job's ``_webhook=`` at enqueue, its queue's ``webhook=``,
 then ``JOBQUEUE_WEBHOOK_URL``. Each delivery is itself a job, ``jobqueue.webhook`` on the internal queue
-``jobqueue.webhooks``: it retries with backoff, it is enqueued after the job's outcome is stored (so it
+``jobqueue-webhooks``: it retries with backoff, it is enqueued after the job's outcome is stored (so it
 never delays the job's completion), and on SQS it is in the queue before the Lambda returns (so it
 survives the function being frozen). On the ``sync`` backend, which runs jobs at enqueue, deliveries
 are enqueued from a background thread so a slow receiver never slows the caller.
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("jobqueue.webhooks")
 
-WEBHOOK_QUEUE = "jobqueue.webhooks"
+WEBHOOK_QUEUE = "jobqueue-webhooks"  # a name SQS accepts (no dots)
 WEBHOOK_JOB = "jobqueue.webhook"
 SIGNATURE_HEADER = "X-Jobqueue-Signature"
 TIMESTAMP_HEADER = "X-Jobqueue-Timestamp"
@@ -164,7 +164,7 @@ class Webhooks:
             app.hooks.add(kind, self._on_event)  # type: ignore[arg-type]
 
     def enable(self) -> None:
-        """Declare the internal queue ``jobqueue.webhooks``, so workers serve it and ``jobqueue sam export`` creates it.
+        """Declare the internal queue ``jobqueue-webhooks``, so workers serve it and ``jobqueue sam export`` creates it.
 
         Done by itself when a default URL is set (``JOBQUEUE_WEBHOOK_URL``, :meth:`configure`) or a queue
         names a ``webhook``; call it when only jobs carry ``_webhook=`` URLs.
