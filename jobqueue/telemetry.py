@@ -89,3 +89,33 @@ def record_outcome(span: Any, state: str, error: Any = None) -> None:
         span.set_attribute("exception.message", error.message)
         if state in ("failed", "delayed"):
             span.set_status(trace.Status(trace.StatusCode.ERROR, f"{error.type}: {error.message}"[:500]))
+
+
+def record_metrics(app: JobQueue, meter_provider: Any = None) -> bool:
+    """Count finished attempts and time them as OpenTelemetry metrics, from the app's hooks.
+
+    ``jobqueue.job.attempts`` (counter; attributes queue, job, outcome: completed, retrying, failed,
+    cancelled) and ``jobqueue.job.duration`` (histogram, seconds). They are recorded where attempts run
+    (the worker, the Lambda, or the caller on ``sync``) and exported by whatever reader the provider has
+    (OTLP, Prometheus...). ``meter_provider`` defaults to the global one. False without OpenTelemetry.
+    """
+    if not _load():
+        return False
+    from opentelemetry import metrics
+
+    from jobqueue import __version__
+
+    meter = metrics.get_meter("jobqueue", __version__, meter_provider=meter_provider)
+    attempts = meter.create_counter("jobqueue.job.attempts", unit="{attempt}", description="Attempts that ended, by outcome")
+    duration = meter.create_histogram("jobqueue.job.duration", unit="s", description="How long attempts ran")
+    outcomes = {"job_completed": "completed", "attempt_failed": "retrying", "job_failed": "failed", "job_cancelled": "cancelled"}
+
+    def record(event: Any) -> None:
+        labels = {"queue": event.envelope.queue, "job": event.envelope.name, "outcome": outcomes[event.kind]}
+        attempts.add(1, labels)
+        if event.duration is not None:
+            duration.record(event.duration, labels)
+
+    for kind in outcomes:
+        app.hooks.add(kind, record)  # type: ignore[arg-type]
+    return True
