@@ -16,6 +16,7 @@ import click
 from jobqueue.app import JobQueue
 from jobqueue.cli_support import load_app
 from jobqueue.errors import JobQueueError
+from jobqueue.handle import JobHandle
 from jobqueue.options import parse_duration
 from jobqueue.states import JobState
 from jobqueue.status import JobStatus
@@ -171,7 +172,7 @@ def status(ctx: click.Context, job_id: str, queue: str | None, wait_seconds: flo
         raise click.ClickException(f"job {job_id!r} is still {found.state.value} after {wait_seconds:g}s")
 
 
-def _wait_with_progress(handle: Any, timeout: float | None) -> JobStatus | None:
+def _wait_with_progress(handle: JobHandle, timeout: float | None) -> JobStatus | None:
     """Poll the job, drawing a progress bar on stderr, until it ends or ``timeout`` runs out."""
     deadline = None if timeout is None else time.monotonic() + timeout
     current = handle.status()

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from jobqueue import telemetry
 from jobqueue.context import AttemptSink, JobContext
 from jobqueue.envelope import Envelope, check_version
 from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
-from jobqueue import telemetry
 from jobqueue.hooks import JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
@@ -235,5 +235,5 @@ async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any
         return await awaitable
     try:
         return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise JobTimeout(f"job {name!r} ran longer than its timeout of {timeout:g}s and was cancelled") from None

@@ -17,7 +17,6 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - exercised only without the extra
     raise ConfigurationError("the admin API and dashboard need the admin extra: pip install 'jobqueue[admin]'") from None
 
-from jobqueue.admin.app import create_admin_app  # noqa: E402
-
+from jobqueue.admin.app import create_admin_app
 
 __all__ = ["create_admin_app"]

@@ -21,8 +21,17 @@ from starlette.routing import Route
 
 from jobqueue.admin.metrics import render_metrics
 from jobqueue.admin.models import (
-    CleanRequest, HealthResponse, JobActionResult, JobList, JobView, QueueActionResult, QueueHealth, QueueView,
-    StatsResponse, TimelineEntry,
+    CleanRequest,
+    HealthResponse,
+    HealthStatus,
+    JobActionResult,
+    JobList,
+    JobView,
+    QueueActionResult,
+    QueueHealth,
+    QueueView,
+    StatsResponse,
+    TimelineEntry,
 )
 from jobqueue.admin.openapi import openapi_document
 from jobqueue.errors import BrokerUnavailable, CapabilityMissing, ConfigurationError, JobQueueError
@@ -101,7 +110,7 @@ class AdminApp:
     def health(self) -> HealthResponse:
         try:
             backend = self.jq.health()
-        except Exception as exc:  # a backend whose health check itself breaks is unhealthy
+        except Exception as exc:  # noqa: BLE001 - a backend whose health check itself breaks is unhealthy
             return HealthResponse(status="unhealthy", backend=self.jq.backend_name, broker_reachable=False, detail=str(exc)[:500])
         report = HealthResponse(**backend.model_dump())
         if not backend.broker_reachable:
@@ -112,13 +121,13 @@ class AdminApp:
             try:
                 stats = self.jq.stats(name)
                 since = self.jq.oldest_waiting_since(name)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one broken queue makes the report unhealthy, not a 500
                 report.queues[name] = QueueHealth(status="unhealthy", paused=False, waiting=0, active=0, failed=0, reasons=[str(exc)[:200]])
                 worst = "unhealthy"
                 continue
             age = None if since is None else max(0.0, now - since)
             reasons = []
-            status = "healthy"
+            status: HealthStatus = "healthy"
             if stats.paused:
                 reasons.append("paused")
             elif age is not None and age > self.stall_after:
@@ -129,7 +138,7 @@ class AdminApp:
                 failed=stats[JobState.FAILED], oldest_waiting_age=age, reasons=reasons,
             )
             if SEVERITY[status] > SEVERITY[worst]:
-                worst = status  # type: ignore[assignment]
+                worst = status
         report.status = worst
         return report
 

@@ -7,7 +7,16 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from jobqueue.admin.models import CleanRequest, HealthResponse, JobActionResult, JobList, JobView, Problem, QueueActionResult, StatsResponse
+from jobqueue.admin.models import (
+    CleanRequest,
+    HealthResponse,
+    JobActionResult,
+    JobList,
+    JobView,
+    Problem,
+    QueueActionResult,
+    StatsResponse,
+)
 from jobqueue.states import JobState
 
 _MODELS = (StatsResponse, HealthResponse, JobView, JobList, JobActionResult, QueueActionResult, CleanRequest, Problem)

@@ -20,7 +20,7 @@ def client_for(app: JobQueue, **options: object) -> TestClient:
 
 
 @pytest.fixture
-def api(jobs: Jobs) -> Iterator[TestClient]:
+def api(jobs: Jobs) -> Iterator[TestClient]:  # noqa: F811 - the conformance fixture, imported above
     with client_for(jobs.app, token=TOKEN) as client:
         client.headers.update(AUTH)
         yield client

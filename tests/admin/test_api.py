@@ -129,7 +129,7 @@ def test_one_job_and_404(harness: Harness, jobs: Jobs, api: TestClient) -> None:
     body = api.get("/api/jobs/odd:id/with spaces").json()
     assert body["id"] == "odd:id/with spaces" and body["state"] == "completed" and body["payload"] == {"value": "x"}
     assert body["result"] == {"echo": "x", "attempt": 1} and body["progress"] == 100
-    assert [entry["event"] for entry in body["timeline"]][0] == "enqueued" and body["timeline"][-1]["event"] == "completed"
+    assert body["timeline"][0]["event"] == "enqueued" and body["timeline"][-1]["event"] == "completed"
     assert api.get(f"/api/jobs/{handle.id}", params={"queue": QUEUE}).status_code == 200
     assert api.get("/api/jobs/no-such-job").status_code == 404
     assert api.post("/api/jobs/no-such-job/retry").status_code == 404

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 pytest.importorskip("fastapi")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fastapi" / "app.py"
 TOKEN = "example-token"

@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from jobqueue.telemetry import record_metrics  # noqa: E402
-from tests.conformance.harness import Harness  # noqa: E402
-from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs  # noqa: E402
+from jobqueue.telemetry import record_metrics
+from tests.conformance.harness import Harness
+from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs
 
 
 def test_attempts_and_durations_are_recorded(harness: Harness, jobs: Jobs) -> None:

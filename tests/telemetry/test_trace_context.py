@@ -6,13 +6,13 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.conformance.harness import Harness  # noqa: E402
-from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs  # noqa: E402
+from tests.conformance.harness import Harness
+from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs
 
 
 @pytest.fixture
