@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from jobqueue import Backoff, JobContext, JobQueue, Secret
@@ -81,6 +81,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 web = FastAPI(title="jobqueue FastAPI example", lifespan=lifespan)
+
+
+@web.middleware("http")
+async def trace_requests(request: Request, call_next: Any) -> Response:
+    """A span per request (opentelemetry-instrumentation-fastapi does the same, more fully), so the jobs a
+    route enqueues run in the request's trace: jobqueue carries the context in the envelope."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return await call_next(request)
+    tracer = trace.get_tracer("examples.fastapi", tracer_provider=jobs.tracer_provider)
+    with tracer.start_as_current_span(f"{request.method} {request.url.path}", kind=trace.SpanKind.SERVER):
+        return await call_next(request)
 
 
 @web.post("/signup")

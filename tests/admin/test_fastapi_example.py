@@ -53,3 +53,26 @@ def test_routes_enqueue_and_admin_sees_the_jobs(monkeypatch: pytest.MonkeyPatch,
         assert client.get("/admin/api/stats").status_code == 401
         page = client.get("/admin/")
         assert page.status_code == 200 and 'content="/admin"' in page.text
+
+
+@pytest.mark.parametrize("backend", ["sync", "memory"])  # memory: the job runs in another thread, parented by the envelope
+def test_one_trace_spans_the_request_the_enqueue_and_the_job(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    example = load(monkeypatch, backend)
+    exporter = InMemorySpanExporter()
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    example.jobs.tracer_provider = provider
+    with TestClient(example.web) as client:
+        job_id = client.post("/reports/7").json()["job_id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/jobs/{job_id}").json()["state"] != "completed":
+            assert time.monotonic() < deadline, "the job did not complete in time"
+            time.sleep(0.05)
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    request, job = spans["POST /reports/7"], spans["job build_report"]
+    assert job.parent is not None and job.parent.span_id == request.context.span_id
+    assert job.context.trace_id == request.context.trace_id
