@@ -17,6 +17,7 @@ with ``X-Jobqueue-Timestamp: <ts>`` (Unix seconds). A receiver checks it with :f
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
@@ -146,6 +147,7 @@ class Webhooks:
         self._pending: queue_module.Queue[Delivery] = queue_module.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._flush_at_exit = False
 
         def deliver(payload: Delivery, ctx: JobContext) -> dict[str, Any]:
             return self.deliver(payload, ctx.job_id)
@@ -236,6 +238,10 @@ class Webhooks:
 
     def _ensure_thread(self) -> None:
         with self._thread_lock:
+            if not self._flush_at_exit:
+                # a script that exits right after its jobs still sends their events (bounded wait)
+                atexit.register(self.flush, 10.0)
+                self._flush_at_exit = True
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._drain_pending, name="jobqueue-webhooks", daemon=True)
                 self._thread.start()
