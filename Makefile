@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml backends/redis/pyproject.toml backends/sqs/pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[dev,redis,sqs]' -e ./backends/redis -e ./backends/sqs
+	$(PYTHON) -m pip install --quiet -e '.[dev,redis,sqs,admin,otel]' -e ./backends/redis -e ./backends/sqs
 	touch $(STAMP)
 
 venv: $(STAMP)

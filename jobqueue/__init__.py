@@ -22,42 +22,17 @@ from jobqueue.handle import JobHandle
 from jobqueue.hooks import JobEvent
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, QueueConfig, RateLimit, Retention
+from jobqueue.redaction import Secret
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
-from jobqueue.status import ErrorInfo, Health, JobPage, JobStatus, QueueStats
+from jobqueue.status import ErrorInfo, Health, JobPage, JobStatus, QueueStats, Throughput
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendNotInstalled",
-    "Backoff",
-    "BrokerUnavailable",
-    "CapabilityMissing",
-    "ConfigurationError",
-    "ErrorInfo",
-    "FakeClock",
-    "Health",
-    "InvalidPayload",
-    "JobCancelled",
-    "JobContext",
-    "JobDefinition",
-    "JobEvent",
-    "JobFailed",
-    "JobHandle",
-    "JobNotFound",
-    "JobPage",
-    "JobQueue",
-    "JobQueueError",
-    "JobState",
-    "JobStatus",
-    "QueueConfig",
-    "QueueStats",
-    "RateLimit",
-    "Retention",
-    "Retry",
-    "Settings",
-    "SystemClock",
-    "UnknownBackend",
-    "UnknownJob",
-    "__version__",
+    "Backoff", "BackendNotInstalled", "BrokerUnavailable", "CapabilityMissing", "ConfigurationError",
+    "ErrorInfo", "FakeClock", "Health", "InvalidPayload", "JobCancelled", "JobContext", "JobDefinition",
+    "JobEvent", "JobFailed", "JobHandle", "JobNotFound", "JobPage", "JobQueue", "JobQueueError", "JobState",
+    "JobStatus", "PayloadTooLarge", "QueueConfig", "QueueStats", "RateLimit", "Retention", "Retry", "Secret",
+    "Settings", "SystemClock", "Throughput", "UnknownBackend", "UnknownJob", "__version__",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
@@ -21,7 +21,7 @@ from jobqueue.schedules.model import MissedPolicy, Schedule
 from jobqueue.schedules.registry import Schedules
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
-from jobqueue.status import Health, JobPage, JobStatus, QueueStats
+from jobqueue.status import Health, JobPage, JobStatus, QueueStats, Throughput
 
 F = TypeVar("F", bound=Callable[..., Any])
 WorkerHook = Callable[[], Any]
@@ -58,6 +58,12 @@ class JobQueue:
         self._backend_options = backend_options
         self._backend: Backend | None = None
         self._lock = threading.Lock()
+        #: an OpenTelemetry TracerProvider for job spans (None: the global one); see jobqueue.telemetry
+        self.tracer_provider: Any = None
+        from jobqueue.webhooks import Webhooks
+
+        #: job events POSTed to URLs (queue ``webhook=``, job ``_webhook=``, ``JOBQUEUE_WEBHOOK_URL``)
+        self.webhooks = Webhooks(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:
@@ -111,8 +117,12 @@ class JobQueue:
         retention: Retention | None = None,
         timeout: Duration | None = None,
         priority: int | None = None,
+        webhook: str | None = None,
     ) -> QueueConfig:
-        """Declare queue ``name`` and its defaults (attempts, backoff, concurrency, rate limit, retention, timeout)."""
+        """Declare queue ``name`` and its defaults (attempts, backoff, concurrency, rate limit, retention, timeout).
+
+        ``webhook``: a URL that gets a signed POST when a job of this queue completes or fails.
+        """
         values: dict[str, Any] = {"name": name, "attempts": attempts if attempts is not None else self.settings.default_attempts}
         if backoff is not None:
             values["backoff"] = backoff
@@ -126,11 +136,15 @@ class JobQueue:
             values["timeout"] = parse_duration(timeout, what=f"queue {name!r} timeout")
         if priority is not None:
             values["priority"] = priority
+        if webhook is not None:
+            values["webhook"] = webhook
         try:
             config = QueueConfig(**values)
         except ValueError as exc:
             raise ConfigurationError(f"queue {name!r}: {exc}") from None
         self.queues[name] = config
+        if config.webhook is not None:
+            self.webhooks.enable()
         return config
 
     def queue_config(self, name: str) -> QueueConfig:
@@ -159,6 +173,7 @@ class JobQueue:
         cron: str | None = None,
         tz: str | None = None,
         missed: MissedPolicy = "skip",
+        secret_fields: Iterable[str] = (),
     ) -> Callable[[F], JobDefinition[Any]]: ...
 
     def job(
@@ -176,12 +191,16 @@ class JobQueue:
         cron: str | None = None,
         tz: str | None = None,
         missed: MissedPolicy = "skip",
+        secret_fields: Iterable[str] = (),
     ) -> JobDefinition[Any] | Callable[[F], JobDefinition[Any]]:
         """Register a handler ``(payload: Model, ctx: JobContext)``; its options override the queue's.
 
         With ``cron`` (Unix, 5 fields or ``@hourly``-style), the job is also a schedule of the same name
         with the payload model's defaults, in time zone ``tz`` (default UTC), ``missed`` fires skipped
         or caught up once. A job whose payload needs values is scheduled with :meth:`schedule`.
+
+        ``secret_fields``: dotted payload paths stored intact but shown redacted (dashboard, admin API,
+        webhooks); fields annotated ``Annotated[str, Secret()]`` are secret too.
         """
         if cron is None and (tz is not None or missed != "skip"):
             raise ConfigurationError("tz= and missed= describe a schedule: give cron= too")
@@ -195,6 +214,7 @@ class JobQueue:
             definition = JobDefinition(
                 self, fn, name=job_name, queue=queue_name, priority=priority, attempts=attempts,
                 backoff=backoff, timeout=timeout, retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+                secret_fields=secret_fields,
             )
             self.registry[job_name] = definition
             if cron is not None:
@@ -312,6 +332,36 @@ class JobQueue:
         if queue is not None:
             return self.backend.stats(queue)
         return {name: self.backend.stats(name) for name in self.queues}
+
+    def throughput(self, queue: str, minutes: int = 15) -> Throughput:
+        """Jobs of ``queue`` completed and failed per minute over the last ``minutes`` minutes."""
+        return self.backend.throughput(queue, minutes)
+
+    def oldest_waiting_since(self, queue: str) -> float | None:
+        """Since when the longest-waiting job of ``queue`` waits (epoch seconds); None if none waits."""
+        return self.backend.oldest_waiting_since(queue)
+
+    def redacted_payload(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``payload`` of a job named ``name`` as it may be shown: its secret fields redacted."""
+        job = self.registry.get(name)
+        return job.redacted(payload) if job is not None else dict(payload)
+
+    def admin_asgi(
+        self,
+        *,
+        token: str | None = None,
+        auth: Callable[[Any], bool | Awaitable[bool]] | None = None,
+        **options: Any,
+    ) -> Any:
+        """The admin HTTP API and dashboard as an ASGI app, to mount in FastAPI or Starlette (extra ``admin``).
+
+        ``token``: the bearer token (default ``JOBQUEUE_ADMIN_TOKEN``); ``auth``: a callable given the
+        Starlette request that says whether it may pass (the host app's own auth). Without either it
+        refuses to build. See :func:`jobqueue.admin.create_admin_app`.
+        """
+        from jobqueue.admin import create_admin_app
+
+        return create_admin_app(self, token=token, auth=auth, **options)
 
     def health(self) -> Health:
         """``healthy``, ``degraded`` or ``unhealthy``, with the backend's name and whether its broker answers."""

@@ -38,6 +38,8 @@ class Envelope(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     idempotency_key: str | None = None
     trace: dict[str, str] = Field(default_factory=dict)
+    #: where to POST this job's completed/failed event (``_webhook=`` at enqueue); see jobqueue.webhooks
+    webhook: str | None = None
 
     def encode(self) -> str:
         """Compact JSON text of the envelope."""

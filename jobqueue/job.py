@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from jobqueue import telemetry
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
 from jobqueue.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
 from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
+from jobqueue.redaction import redact, secret_paths_of
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
-ENQUEUE_OPTIONS = frozenset({"_delay", "_priority", "_attempts", "_backoff", "_job_id", "_timeout"})
+ENQUEUE_OPTIONS = frozenset({"_delay", "_priority", "_attempts", "_backoff", "_job_id", "_timeout", "_webhook"})
 
 
 def new_job_id() -> str:
@@ -46,6 +48,7 @@ class JobDefinition(Generic[R]):
         backoff: Backoff | None = None,
         timeout: Duration | None = None,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
+        secret_fields: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.func = func
@@ -60,6 +63,10 @@ class JobDefinition(Generic[R]):
         self.retry_on = retry_on
         self.is_async = inspect.iscoroutinefunction(func)
         self.payload_model, self.takes_payload, self.takes_context = _inspect_signature(func, name)
+        if isinstance(secret_fields, str):
+            secret_fields = [secret_fields]
+        #: dotted payload paths shown as "[redacted]" in the dashboard, the admin API, webhooks and logs
+        self.secret_fields: frozenset[str] = frozenset(secret_fields) | secret_paths_of(self.payload_model)
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", name)
         self.__wrapped__ = func
@@ -95,6 +102,10 @@ class JobDefinition(Generic[R]):
             detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors())
             raise InvalidPayload(self.name, [dict(e) for e in exc.errors(include_url=False)], detail) from None
 
+    def redacted(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """``payload`` as it may be shown: secret fields replaced by ``"[redacted]"`` (the stored job keeps them)."""
+        return redact(payload, self.secret_fields) if self.secret_fields else dict(payload)
+
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is one this job retries (its ``retry_on``)."""
         return isinstance(exc, self.retry_on)
@@ -121,6 +132,9 @@ class JobDefinition(Generic[R]):
         job_id = options.get("_job_id") or new_job_id()
         if not isinstance(job_id, str) or len(job_id) > 512:
             raise ConfigurationError(f"_job_id must be a string of at most 512 characters, not {job_id!r}")
+        webhook = options.get("_webhook")
+        if webhook is not None and (not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))):
+            raise ConfigurationError(f"_webhook must be an http:// or https:// URL, not {webhook!r}")
         return Envelope(
             id=job_id,
             name=self.name,
@@ -133,6 +147,8 @@ class JobDefinition(Generic[R]):
             not_before=now + delay_seconds if delay_seconds > 0 else None,
             timeout=parse_duration(timeout, what="_timeout") if timeout is not None else (self.timeout or queue.timeout),
             enqueued_at=now,
+            trace=telemetry.inject(),
+            webhook=webhook,
         )
 
     def _checked_payload(self, model: BaseModel | None) -> dict[str, Any]:

@@ -172,6 +172,8 @@ class QueueConfig(BaseModel):
     retention: Retention = Retention()
     timeout: float | None = Field(default=None, gt=0)
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
+    #: where to POST the completed/failed events of this queue's jobs (see jobqueue.webhooks)
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
 
     @field_validator("name")
     @classmethod

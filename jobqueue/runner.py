@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from jobqueue import telemetry
 from jobqueue.context import AttemptSink, JobContext
 from jobqueue.envelope import Envelope, check_version
 from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
@@ -176,6 +177,19 @@ class JobRunner:
 
     def execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         """Run one attempt of ``envelope`` (already claimed as active) and persist its outcome."""
+        with telemetry.job_span(self.app, envelope) as span:
+            outcome = self._execute(envelope, sink)
+            telemetry.record_outcome(span, outcome.state.value, outcome.error)
+            return outcome
+
+    async def aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        """:meth:`execute` on an event loop: ``async def`` handlers are awaited, ``def`` ones run in a thread."""
+        with telemetry.job_span(self.app, envelope) as span:
+            outcome = await self._aexecute(envelope, sink)
+            telemetry.record_outcome(span, outcome.state.value, outcome.error)
+            return outcome
+
+    def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         prepared = self._prepare(envelope)
         if isinstance(prepared, Outcome):
             return self._finish(envelope, prepared, sink)
@@ -196,8 +210,7 @@ class JobRunner:
             outcome = self._outcome_for_error(envelope, job, exc, started)
         return self._finish(envelope, outcome, sink)
 
-    async def aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
-        """:meth:`execute` on an event loop: ``async def`` handlers are awaited, ``def`` ones run in a thread."""
+    async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         prepared = self._prepare(envelope)
         if isinstance(prepared, Outcome):
             return await asyncio.to_thread(self._finish, envelope, prepared, sink)

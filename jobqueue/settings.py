@@ -31,6 +31,14 @@ class Settings(BaseModel):
     prefix: str = Field(default="jobqueue", min_length=1)
     shutdown_grace: float = Field(default=30.0, ge=0)
     max_payload_bytes: int = Field(default=1_000_000, ge=1024)
+    #: default URL for job events (a queue's ``webhook=`` or a job's ``_webhook=`` take precedence)
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: HMAC-SHA256 key signing webhook deliveries
+    webhook_secret: str | None = Field(default=None, repr=False)
+    #: also send an event for each failed attempt that will be retried
+    webhook_attempt_failed: bool = False
+    #: the bearer token of the admin API and dashboard
+    admin_token: str | None = Field(default=None, repr=False)
     environ: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @field_validator("backend")

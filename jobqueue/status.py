@@ -70,6 +70,17 @@ class Health(BaseModel):
     detail: str | None = None
 
 
+class Throughput(BaseModel):
+    """Jobs of one queue that finished per minute, oldest minute first; the last minute is the current one."""
+
+    queue: str
+    minutes: int
+    #: the start (epoch seconds) of the first minute in the lists
+    since: float
+    completed: list[int]
+    failed: list[int]
+
+
 class JobPage(BaseModel):
     """One page of a job listing; pass ``next_cursor`` back for the next page (None: last page)."""
 

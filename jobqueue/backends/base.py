@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jobqueue.envelope import Envelope
 from jobqueue.errors import CapabilityMissing
 from jobqueue.states import JobState
-from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats
+from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -113,6 +113,50 @@ class Backend(ABC):
     @abstractmethod
     def clean(self, queue: str, state: JobState, older_than: float = 0.0) -> int:
         """Remove jobs of ``queue`` in ``state`` whose last change is older than ``older_than`` seconds."""
+
+    # -- insight: defaults derived from list_jobs; a backend with its own counters overrides them --------
+
+    #: how many finished jobs the default :meth:`throughput` reads at most, per state
+    THROUGHPUT_SCAN_LIMIT: ClassVar[int] = 2000
+
+    def throughput(self, queue: str, minutes: int = 15) -> Throughput:
+        """Jobs of ``queue`` that completed and failed in each of the last ``minutes`` minutes (oldest first).
+
+        The default counts the finished jobs still retained (up to :attr:`THROUGHPUT_SCAN_LIMIT` per state),
+        so retention bounds it; a backend that keeps counters per minute overrides this.
+        """
+        minutes = max(1, int(minutes))
+        now = self.app.clock.now()
+        since = (now // 60 - (minutes - 1)) * 60
+        counts: dict[JobState, list[int]] = {}
+        for state in (JobState.COMPLETED, JobState.FAILED):
+            buckets = [0] * minutes
+            cursor: str | None = None
+            seen = 0
+            while seen < self.THROUGHPUT_SCAN_LIMIT:
+                page = self.list_jobs(queue, state, limit=min(500, self.THROUGHPUT_SCAN_LIMIT - seen), cursor=cursor)
+                for job in page.jobs:
+                    if job.finished_at is not None and job.finished_at >= since:
+                        index = int((job.finished_at - since) // 60)
+                        if 0 <= index < minutes:
+                            buckets[index] += 1
+                seen += len(page.jobs)
+                cursor = page.next_cursor
+                if cursor is None or not page.jobs:
+                    break
+            counts[state] = buckets
+        return Throughput(queue=queue, minutes=minutes, since=since, completed=counts[JobState.COMPLETED], failed=counts[JobState.FAILED])
+
+    def oldest_waiting_since(self, queue: str) -> float | None:
+        """Since when (epoch seconds) the longest-waiting job of ``queue`` has been ``waiting``; None if none waits.
+
+        The default reads the first waiting job of :meth:`list_jobs` (oldest first).
+        """
+        page = self.list_jobs(queue, JobState.WAITING, limit=1)
+        if not page.jobs:
+            return None
+        job = page.jobs[0]
+        return max(job.created_at, job.not_before or job.created_at)
 
     def close(self) -> None:
         """Release connections. The backend may be used again after (it reconnects)."""

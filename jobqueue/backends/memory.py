@@ -10,7 +10,7 @@ from jobqueue.backends.memory_store import MemoryStore
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
-from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats
+from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -51,6 +51,14 @@ class InProcessBackend(Backend):
 
     def list_jobs(self, queue: str, state: JobState, *, limit: int = 50, cursor: str | None = None) -> JobPage:
         return self.store.list_jobs(queue, state, limit, cursor)
+
+    def throughput(self, queue: str, minutes: int = 15) -> Throughput:
+        minutes = max(1, int(minutes))
+        since, completed, failed = self.store.throughput(queue, minutes)
+        return Throughput(queue=queue, minutes=minutes, since=since, completed=completed, failed=failed)
+
+    def oldest_waiting_since(self, queue: str) -> float | None:
+        return self.store.oldest_waiting_since(queue)
 
     def health(self) -> Health:
         return Health(status="healthy", backend=self.name, broker_reachable=True, latency_ms=0.0, detail="in-process")

@@ -51,6 +51,11 @@ class _Queue:
     paused: bool = False
     window_start: float = 0.0
     window_count: int = 0
+    #: minute (epoch seconds // 60) -> [completed, failed] finished in it; the last THROUGHPUT_MINUTES kept
+    finished_per_minute: dict[int, list[int]] = field(default_factory=dict)
+
+
+THROUGHPUT_MINUTES = 120
 
 
 class MemoryStore:
@@ -203,6 +208,13 @@ class MemoryStore:
     def _end(self, queue: _Queue, record: Record, state: JobState, now: float) -> None:
         record.state = state
         record.finished_at = now
+        if state in (JobState.COMPLETED, JobState.FAILED):
+            minute = int(now // 60)
+            counts = queue.finished_per_minute.setdefault(minute, [0, 0])
+            counts[0 if state is JobState.COMPLETED else 1] += 1
+            if len(queue.finished_per_minute) > THROUGHPUT_MINUTES:
+                for old in sorted(queue.finished_per_minute)[:-THROUGHPUT_MINUTES]:
+                    del queue.finished_per_minute[old]
         queue.finished[state][record.envelope.id] = now
         self._apply_retention(record.envelope.queue, queue, state, now)
 
@@ -266,6 +278,24 @@ class MemoryStore:
             page = matching[:limit]
             more = len(matching) > limit
             return JobPage(jobs=[r.status() for r in page], next_cursor=str(page[-1].seq) if more and page else None)
+
+    def throughput(self, name: str, minutes: int) -> tuple[float, list[int], list[int]]:
+        """(start of the first minute, completed per minute, failed per minute) over the last ``minutes`` minutes."""
+        with self._lock:
+            last = int(self._now() // 60)
+            first = last - (minutes - 1)
+            per_minute = self._queue(name).finished_per_minute
+            rows = [per_minute.get(minute, [0, 0]) for minute in range(first, last + 1)]
+            return float(first * 60), [row[0] for row in rows], [row[1] for row in rows]
+
+    def oldest_waiting_since(self, name: str) -> float | None:
+        with self._lock:
+            self._promote(name, self._queue(name), self._now())
+            times = [
+                max(r.created_at, r.envelope.not_before or r.created_at)
+                for (q, _), r in self._records.items() if q == name and r.state is JobState.WAITING
+            ]
+            return min(times, default=None)
 
     def queue_names(self) -> list[str]:
         with self._lock:

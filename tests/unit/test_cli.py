@@ -25,12 +25,12 @@ def run(*args: str) -> tuple[int, object]:
 def test_enqueue_status_stats() -> None:
     code, out = run("enqueue", "greet", '{"name": "Ada"}', "--job-id", "g1")
     assert code == 0 and out == {"id": "g1", "queue": "default", "created": True}
-    code, out = run("status", "g1")
+    code, out = run("status", "g1", "--json")
     assert code == 0 and out["state"] == "waiting" and out["payload"] == {"name": "Ada"}
     cli_app.app.backend.run_until_empty()
-    code, out = run("status", "g1", "--wait", "1")
+    code, out = run("status", "g1", "--wait", "1", "--json")
     assert out["state"] == "completed" and out["result"] == "hello Ada"
-    code, out = run("stats", "default")
+    code, out = run("stats", "default", "--json")
     assert out["default"]["counts"]["completed"] == 1
 
 
@@ -38,7 +38,7 @@ def test_steering_commands() -> None:
     run("pause", "default")
     run("enqueue", "greet", '{"name": "Bo"}', "--job-id", "b1")
     cli_app.app.backend.run_until_empty()
-    _, out = run("stats")
+    _, out = run("stats", "--json")
     assert out["default"]["paused"] is True and out["default"]["counts"]["waiting"] == 1
     assert run("cancel", "b1")[0] == 0
     assert run("cancel", "b1")[0] == 1
@@ -46,7 +46,7 @@ def test_steering_commands() -> None:
     assert run("resume", "default")[0] == 0
     cli_app.app.backend.run_until_empty()
     assert run("clean", "default", "--state", "completed")[1]["removed"] == 1
-    assert run("jobs", "--queue", "default", "--state", "completed")[1]["jobs"] == []
+    assert run("jobs", "--queue", "default", "--state", "completed", "--json")[1]["jobs"] == []
 
 
 def test_bad_input_gets_a_clear_error() -> None:
@@ -65,7 +65,7 @@ def test_bad_input_gets_a_clear_error() -> None:
 
 
 def test_health_and_worker_on_in_process_backends() -> None:
-    code, out = run("health")
+    code, out = run("health", "--json")
     assert code == 0 and out["status"] == "healthy" and out["backend"] == "memory"
     result = CliRunner().invoke(main, ["--app", "tests.unit.cli_app:app", "worker", "--burst"])
     assert result.exit_code == 1 and "does not support 'worker'" in result.output

@@ -1,0 +1,121 @@
+"""OpenTelemetry, when it is installed (extra ``otel``): the W3C trace context travels in the envelope.
+
+At enqueue, :func:`inject` writes the caller's current context (``traceparent``, ``tracestate``,
+baggage) into ``envelope.trace``; when an attempt runs, :func:`job_span` opens a ``job {name}`` span
+whose parent is that context. So one trace spans the web request, the enqueue and the job's run, on
+every backend, because every backend runs attempts through the same runner.
+
+Without ``opentelemetry-api`` both are no-ops. The tracer comes from ``app.tracer_provider`` when the
+app sets one, else from the global provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+    from jobqueue.envelope import Envelope
+
+_otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate)
+
+
+def _load() -> Any:
+    global _otel
+    if _otel is None:
+        try:
+            from opentelemetry import propagate, trace
+        except ImportError:
+            _otel = False
+        else:
+            _otel = (trace, propagate)
+    return _otel
+
+
+def available() -> bool:
+    """Whether ``opentelemetry-api`` is importable."""
+    return bool(_load())
+
+
+def inject() -> dict[str, str]:
+    """The current trace context as W3C headers (``{"traceparent": ...}``); empty without OpenTelemetry or a span."""
+    otel = _load()
+    if not otel:
+        return {}
+    carrier: dict[str, str] = {}
+    otel[1].inject(carrier)
+    return carrier
+
+
+@contextmanager
+def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
+    """A ``job {name}`` span (kind CONSUMER) around one attempt, child of the context the envelope carries."""
+    otel = _load()
+    if not otel:
+        yield None
+        return
+    trace, propagate = otel
+    parent = propagate.extract(envelope.trace) if envelope.trace else None
+    from jobqueue import __version__
+
+    tracer = trace.get_tracer("jobqueue", __version__, tracer_provider=getattr(app, "tracer_provider", None))
+    attributes = {
+        "messaging.system": "jobqueue",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": envelope.queue,
+        "messaging.message.id": envelope.id,
+        "jobqueue.job.name": envelope.name,
+        "jobqueue.job.attempt": envelope.attempt,
+        "jobqueue.job.max_attempts": envelope.max_attempts,
+        "jobqueue.backend": app.backend_name,
+    }
+    with tracer.start_as_current_span(
+        f"job {envelope.name}", context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes,
+        record_exception=False, set_status_on_exception=True,
+    ) as span:
+        yield span
+
+
+def record_outcome(span: Any, state: str, error: Any = None) -> None:
+    """Mark ``span`` with the attempt's outcome (``completed``, ``delayed``, ``failed``, ``cancelled``)."""
+    if span is None:
+        return
+    trace = _load()[0]
+    span.set_attribute("jobqueue.job.outcome", state)
+    if error is not None:
+        span.set_attribute("exception.type", error.type)
+        span.set_attribute("exception.message", error.message)
+        if state in ("failed", "delayed"):
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{error.type}: {error.message}"[:500]))
+
+
+def record_metrics(app: JobQueue, meter_provider: Any = None) -> bool:
+    """Count finished attempts and time them as OpenTelemetry metrics, from the app's hooks.
+
+    ``jobqueue.job.attempts`` (counter; attributes queue, job, outcome: completed, retrying, failed,
+    cancelled) and ``jobqueue.job.duration`` (histogram, seconds). They are recorded where attempts run
+    (the worker, the Lambda, or the caller on ``sync``) and exported by whatever reader the provider has
+    (OTLP, Prometheus...). ``meter_provider`` defaults to the global one. False without OpenTelemetry.
+    """
+    if not _load():
+        return False
+    from opentelemetry import metrics
+
+    from jobqueue import __version__
+
+    meter = metrics.get_meter("jobqueue", __version__, meter_provider=meter_provider)
+    attempts = meter.create_counter("jobqueue.job.attempts", unit="{attempt}", description="Attempts that ended, by outcome")
+    duration = meter.create_histogram("jobqueue.job.duration", unit="s", description="How long attempts ran")
+    outcomes = {"job_completed": "completed", "attempt_failed": "retrying", "job_failed": "failed", "job_cancelled": "cancelled"}
+
+    def record(event: Any) -> None:
+        labels = {"queue": event.envelope.queue, "job": event.envelope.name, "outcome": outcomes[event.kind]}
+        attempts.add(1, labels)
+        if event.duration is not None:
+            duration.record(event.duration, labels)
+
+    for kind in outcomes:
+        app.hooks.add(kind, record)  # type: ignore[arg-type]
+    return True
