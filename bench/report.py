@@ -97,7 +97,7 @@ def render(results: dict[str, Any], *, markdown: Path | None, chart: Path | None
 def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
     s = results["summary"]
     m = results["machine"]
-    setups = results["setups"]
+    setups = results.get("requested", results["setups"])
     libs = list(dict.fromkeys(SETUPS[name].library for name in setups))
     checks = results["checks"]
     out: list[str] = []
@@ -253,7 +253,10 @@ def draw_chart(results: dict[str, Any], path: Path) -> None:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()
             continue
-        items.sort(key=lambda kv: kv[1])
+        lower_is_better = "lower is better" in title
+        items.sort(key=lambda kv: kv[1], reverse=lower_is_better)  # the best at the top
+        if "latency" in title:
+            ax.set_xscale("log")
         names = [k for k, _ in items]
         values = [v for _, v in items]
         colors = ["#d62728" if k.startswith("jobqueue") else "#7f7f7f" for k in names]
@@ -261,7 +264,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> None:
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:,.0f}" if v >= 10 else f" {v:.2f}", va="center", fontsize=8)
         ax.tick_params(axis="both", labelsize=8)
-        ax.margins(x=0.2)
+        ax.margins(x=0.25)
     fig.suptitle(f"jobqueue vs peers — N={results['n']:,}, median of {results['rounds']}, {results['machine']['cores']} cores", fontsize=12)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

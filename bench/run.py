@@ -46,7 +46,7 @@ VENVS = {
     "project": Path(os.environ.get("BENCH_PROJECT_VENV", ROOT / ".venv")),
 }
 #: the two fastest peers when no earlier full run says otherwise (from the last full run we saw)
-QUICK_FALLBACK = ["arq", "saq"]
+QUICK_FALLBACK = ["dramatiq", "huey"]
 POLL = 0.005
 
 
@@ -421,6 +421,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         setups = list(SETUPS)
     kinds = set(args.kinds.split(",")) if args.kinds else {"enqueue", "bulk", "process", "latency", "sync", "memory"}
     server = RedisServer()
+    requested = list(setups)
     log(f"redis-server {server.version} on {server.url}; N={args.n}, rounds={args.rounds}, setups={','.join(setups)}")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     bench = Bench(server, args.n, args.latency_jobs, args.timeout, RESULTS / "logs" / stamp)
@@ -457,7 +458,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": time.time() - started,
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "n": args.n, "rounds": args.rounds, "latency_jobs": args.latency_jobs, "sync_jobs": args.sync_jobs,
-        "memory_jobs": args.memory_jobs, "quick": args.quick, "setups": setups,
+        "memory_jobs": args.memory_jobs, "quick": args.quick, "setups": setups, "requested": requested,
         "machine": machine(server.version), "checks": checks, "runs": bench.runs,
         "summary": summarize(bench.runs),
     }
