@@ -136,6 +136,7 @@ def child_env(server: RedisServer) -> dict[str, str]:
         BENCH_REDIS_URL=server.url,
         REDIS_URL=server.url,
         JOBQUEUE_BACKEND="redis",
+        JOBQUEUE_FALLBACK="raise",  # never run jobs inline in the producer when the server does not answer
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.pop("VIRTUAL_ENV", None)

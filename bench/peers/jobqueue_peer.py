@@ -2,7 +2,9 @@
 
 Import-safe without the Redis backend: the app is declared here but its backend is built on first
 use. :func:`unavailable` says why the bench must skip jobqueue (``jobqueue_redis`` not installed, or
-it has no ``RedisBackend`` yet). ``REDIS_URL`` configures the backend (the harness sets it).
+it has no ``RedisBackend`` yet). The app is built as the README builds it, ``JobQueue.from_env()``:
+the harness sets ``REDIS_URL``, ``JOBQUEUE_BACKEND=redis`` and ``JOBQUEUE_FALLBACK=raise`` (so a
+misconfigured run fails instead of silently running jobs inline in the producer).
 Set ``BENCH_JOBQUEUE_ASYNC=1`` to measure an ``async def`` job instead of a ``def`` one.
 """
 
@@ -15,7 +17,7 @@ from pydantic import BaseModel
 from bench.peers.common import QUEUE, awork, redis_url, work
 from jobqueue import JobContext, JobQueue
 
-app = JobQueue(backend="redis")
+app = JobQueue.from_env(backend="redis")
 app.queue(QUEUE)
 
 
@@ -49,7 +51,7 @@ def unavailable() -> str | None:
 
 class Producer:
     def __init__(self) -> None:
-        os.environ.setdefault("REDIS_URL", redis_url())
+        redis_url()  # fail early without the harness's server
 
     def one(self, t: float) -> None:
         job.enqueue(t=t)
