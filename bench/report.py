@@ -72,6 +72,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append({"target": "redis-server CPU per job (µs; jobqueue/leanest, at most)", "jobqueue": mine, "peer": leanest[0],
                  "peer_value": leanest[1], "ratio": ratio, "need": 1.5, "ok": None if ratio is None else ratio <= 1.5,
                  "at_most": True})
+    sqs = s.get("sqs", {}).get("jobqueue", {})
+    send = (sqs.get("enqueue_bulk") or {}).get("send_message_per_job")
+    rows.append({"target": "SQS SendMessage* requests per job, bulk (at most)", "jobqueue": send, "peer": None, "peer_value": None,
+                 "ratio": send, "need": 0.1, "ok": None if send is None else send <= 0.1, "at_most": True})
+    ratio = _get(s, "cold_import", "jobqueue", "ratio")
+    rows.append({"target": "Lambda handler cold import / `import boto3` (at most)", "jobqueue": _get(s, "cold_import", "jobqueue", "handler_ms"),
+                 "peer": "boto3" if ratio is not None else None, "peer_value": _get(s, "cold_import", "jobqueue", "boto3_ms"),
+                 "ratio": ratio, "need": 1.5, "ok": None if ratio is None else ratio <= 1.5, "at_most": True})
     sync = s.get("sync", {})
     mine = _get(s, "sync", "jobqueue-sync", "per_job_us")
     for case in ("celery-apply", "huey-immediate"):
@@ -203,8 +211,26 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
           f"{mem['jobs']:,.0f} jobs (growth {mem['rss_growth_kib'] / 1024:.1f} MiB).\n")
     else:
         w("**Worker memory** before and after 100,000 jobs: not measured in this run (needs jobqueue's Redis worker).\n")
-    w("**SQS requests per job** (moto server) and **Lambda cold import** vs `import boto3`: not measured yet (the SQS backend "
-      "has not landed).\n")
+    cold = s.get("cold_import", {}).get("jobqueue", {})
+    if cold.get("runs"):
+        w(f"**Lambda cold import** in a fresh interpreter (median of {cold.get('rounds', 0):.0f}): `{cold['statement']}` "
+          f"{cold['handler_ms']:.0f} ms, `import boto3` {cold['boto3_ms']:.0f} ms: ratio {cold['ratio']:.2f}.\n")
+    else:
+        w("**Lambda cold import** vs `import boto3`: not measured in this run"
+          + (f" ({cold['errors'][0][:200]})" if cold.get("errors") else "") + ".\n")
+    sqs = s.get("sqs", {}).get("jobqueue", {})
+    if sqs.get("runs"):
+        w(f"**SQS path** on a moto server, {sqs['n']:,.0f} jobs each way; AWS requests per job by operation (retries included):\n")
+        w("| phase | requests per job |")
+        w("|---|---|")
+        for phase, label in (("enqueue_one", "enqueue, one call per job"), ("enqueue_bulk", "enqueue_many"),
+                             ("worker", "local worker (event source mapping stand-in + handler)")):
+            per_job = (sqs.get(phase) or {}).get("per_job", {})
+            w(f"| {label} | " + (", ".join(f"{op} {v:.3g}" for op, v in per_job.items()) or "none") + " |")
+        w("")
+    else:
+        w("**SQS requests per job** (moto server): not measured in this run"
+          + (f" ({sqs['errors'][0][:200]})" if sqs.get("errors") else "") + ".\n")
 
     errors = [(kind, key, e) for kind, entries in s.items() for key, v in entries.items() if isinstance(v, dict) for e in v.get("errors", [])]
     if errors:

@@ -355,6 +355,18 @@ class Bench:
             worker.stop()
         return {"jobs": total, "rss_before_kib": rss_before, "rss_after_kib": rss_after, "rss_growth_kib": rss_after - rss_before}
 
+    def project_tool(self, module: str, *args: str) -> dict[str, Any]:
+        """A jobqueue-alone measurement run with the project's virtualenv; it prints one JSON object."""
+        python = VENVS["project"] / "bin" / "python"
+        env = {k: v for k, v in child_env(self.server).items() if k not in ("JOBQUEUE_BACKEND", "REDIS_URL", "BENCH_REDIS_URL")}
+        proc = subprocess.run([str(python), "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr.strip()[-2000:])
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if "skipped" in result:
+            raise RuntimeError(f"skipped: {result['skipped']}")
+        return result
+
     def sync(self, name: str, venv: str, jobs: int) -> dict[str, Any]:
         python = VENVS[venv] / "bin" / "python"
         proc = subprocess.run([str(python), "-m", "bench.sync_bench", name, "--n", str(jobs)], cwd=ROOT,
@@ -420,7 +432,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         setups = ["jobqueue", *quick_peers()]
     else:
         setups = list(SETUPS)
-    kinds = set(args.kinds.split(",")) if args.kinds else {"enqueue", "bulk", "process", "latency", "sync", "memory"}
+    kinds = set(args.kinds.split(",")) if args.kinds else {"enqueue", "bulk", "process", "latency", "sync", "memory", "cold_import", "sqs"}
     server = RedisServer()
     requested = list(setups)
     log(f"redis-server {server.version} on {server.url}; N={args.n}, rounds={args.rounds}, setups={','.join(setups)}")
@@ -450,6 +462,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if "sync" in kinds:
                 for name, venv in rotate_pairs(SYNC_CASES, r, checks):
                     attempt(bench, "sync", name, r, lambda: bench.sync(name, venv, args.sync_jobs))
+        if "cold_import" in kinds:
+            attempt(bench, "cold_import", "jobqueue", 0, lambda: bench.project_tool("bench.cold_import", "--rounds", "15"))
+        if "sqs" in kinds and args.sqs_jobs:
+            attempt(bench, "sqs", "jobqueue", 0, lambda: bench.project_tool("bench.sqs_bench", "--n", str(args.sqs_jobs)))
         if "memory" in kinds and "jobqueue" in setups and args.memory_jobs:
             attempt(bench, "memory", "jobqueue", 0, lambda: bench.memory(SETUPS["jobqueue"], args.memory_jobs, 0))
     finally:
@@ -459,7 +475,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "duration_s": time.time() - started,
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "n": args.n, "rounds": args.rounds, "latency_jobs": args.latency_jobs, "sync_jobs": args.sync_jobs,
-        "memory_jobs": args.memory_jobs, "quick": args.quick, "setups": setups, "requested": requested,
+        "memory_jobs": args.memory_jobs, "sqs_jobs": args.sqs_jobs, "quick": args.quick, "setups": setups, "requested": requested,
         "machine": machine(server.version), "checks": checks, "runs": bench.runs,
         "summary": summarize(bench.runs),
     }
@@ -501,6 +517,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
                 values = [r[field_] for r in results if isinstance(r.get(field_), (int, float))]
                 if values:
                     merged[field_] = statistics.median(values)
+                elif field_ != "commands_by_name":
+                    merged[field_] = results[-1][field_]  # nested details (the SQS counts): the last run's
             names: dict[str, list[float]] = {}
             for r in results:
                 for cmd, count in r.get("commands_by_name", {}).items():
@@ -538,12 +556,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="jobqueue and the two fastest peers only")
     parser.add_argument("--only", default=None, help="comma-separated setups (e.g. jobqueue,arq,rq-simple)")
-    parser.add_argument("--kinds", default=None, help="comma-separated subset of enqueue,bulk,process,latency,sync,memory")
+    parser.add_argument("--kinds", default=None, help="comma-separated subset of enqueue,bulk,process,latency,sync,memory,cold_import,sqs")
     parser.add_argument("--n", type=int, default=10_000, help="jobs per measurement (default 10000)")
     parser.add_argument("--rounds", type=int, default=None, help="runs per figure (median); default 3, quick 3")
     parser.add_argument("--latency-jobs", type=int, default=1000, help="paced jobs in the pick-up latency run")
     parser.add_argument("--sync-jobs", type=int, default=10_000, help="jobs per sync-backend run")
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="jobs through one jobqueue worker for its memory (0: skip)")
+    parser.add_argument("--sqs-jobs", type=int, default=1000, help="jobs through the SQS path on a moto server (0: skip)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one measurement may take")
     parser.add_argument("--json", default=None, help="where to write the results (default bench/results/<stamp>.json)")
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="the report to render ('' for none)")
@@ -551,8 +570,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds is None:
         args.rounds = 3
-    if args.quick and args.memory_jobs == 100_000:
-        args.memory_jobs = 0
+    if args.quick:  # the jobqueue-alone measurements belong to the full run
+        args.memory_jobs = 0 if args.memory_jobs == 100_000 else args.memory_jobs
+        args.kinds = args.kinds or "enqueue,bulk,process,latency"
     results = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = Path(args.json) if args.json else RESULTS / "runs" / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
