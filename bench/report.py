@@ -111,6 +111,10 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
     out: list[str] = []
     w = out.append
     w("# Benchmarks\n")
+    if results["n"] < 10_000 or results["rounds"] < 3 or results.get("quick") or len(results.get("requested", [])) < len(SETUPS):
+        w(f"> **A partial or development run** (N={results['n']:,}, {results['rounds']} round(s)"
+          f"{', quick' if results.get('quick') else ''}, {len(results.get('requested', results['setups']))} of {len(SETUPS)} setups): "
+          "not the figures of record. `make bench` measures N=10,000, 3 rounds, every setup.\n")
     w("jobqueue against the Python job queues users would pick instead, measured in one run on one throwaway "
       "`redis-server` (loopback, no persistence), the database flushed before every measurement. Every figure is the "
       f"median of {results['rounds']} run(s); the libraries are interleaved and their order rotates each round. "
