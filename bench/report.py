@@ -75,7 +75,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     sqs = s.get("sqs", {}).get("jobqueue", {})
     send = (sqs.get("enqueue_bulk") or {}).get("send_message_per_job")
     rows.append({"target": "SQS SendMessage* requests per job, bulk (at most)", "jobqueue": send, "peer": None, "peer_value": None,
-                 "ratio": send, "need": 0.1, "ok": None if send is None else send <= 0.1, "at_most": True})
+                 "ratio": send, "need": 0.1, "ok": None if send is None else send <= 0.1, "at_most": True, "unit": ""})
     ratio = _get(s, "cold_import", "jobqueue", "ratio")
     rows.append({"target": "Lambda handler cold import / `import boto3` (at most)", "jobqueue": _get(s, "cold_import", "jobqueue", "handler_ms"),
                  "peer": "boto3" if ratio is not None else None, "peer_value": _get(s, "cold_import", "jobqueue", "boto3_ms"),
@@ -138,7 +138,8 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
     w("| target | jobqueue | best peer | peer's figure | ratio | needed | met |")
     w("|---|---:|---|---:|---:|---:|:---:|")
     for row in targets(results):
-        need = f"≤ {row['need']}x" if row.get("at_most") else f"≥ {row['need']}x"
+        unit = row.get("unit", "x")
+        need = f"≤ {row['need']}{unit}" if row.get("at_most") else f"≥ {row['need']}{unit}"
         met = "–" if row["ok"] is None else ("yes" if row["ok"] else "**no**")
         w(f"| {row['target']} | {_fmt(row['jobqueue'], 1)} | {row['peer'] or '–'} | {_fmt(row['peer_value'], 1)} | "
           f"{_fmt(row['ratio'], 2)} | {need} | {met} |")
@@ -158,8 +159,8 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
     w(f"{results['n']:,} jobs queued, then one worker launched as users launch it. *Launch → last*: jobs/s from starting the "
       "worker's command to the last job's completion (start-up included); *steady*: between the 10th and the 90th "
       "percentile of completions. *c10*: one process running 10 jobs at once, where the library can.\n")
-    w("| setup | default launch | launch → last (jobs/s) | steady (jobs/s) | c10 launch | c10 launch → last | c10 steady |")
-    w("|---|---|---:|---:|---|---:|---:|")
+    w("| setup | default launch | launch → last (jobs/s) | steady (jobs/s) | first job after (s) | c10 launch | c10 launch → last | c10 steady |")
+    w("|---|---|---:|---:|---:|---|---:|---:|")
     for name in setups:
         st = SETUPS[name]
         c10 = s.get("process_c10", {}).get(name, {})
@@ -170,7 +171,7 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         else:
             c10_desc = st.c10_note
         w(f"| {name} | {st.default_note} | {_fmt(_get(s, 'process_default', name, 'rate'))} | "
-          f"{_fmt(_get(s, 'process_default', name, 'steady_rate'))} | {c10_desc} | {_fmt(c10.get('rate'))} | {_fmt(c10.get('steady_rate'))} |")
+          f"{_fmt(_get(s, 'process_default', name, 'steady_rate'))} | {_fmt(_get(s, 'process_default', name, 'first_job_s'), 2)} | {c10_desc} | {_fmt(c10.get('rate'))} | {_fmt(c10.get('steady_rate'))} |")
     w("")
 
     w("## Pick-up latency\n")
@@ -221,7 +222,7 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
           f"{cold['handler_ms']:.0f} ms, `import boto3` {cold['boto3_ms']:.0f} ms: ratio {cold['ratio']:.2f}.\n")
     else:
         w("**Lambda cold import** vs `import boto3`: not measured in this run"
-          + (f" ({cold['errors'][0][:200]})" if cold.get("errors") else "") + ".\n")
+          + (f" ({cold['errors'][0][:300]})" if cold.get("errors") else "") + ".\n")
     sqs = s.get("sqs", {}).get("jobqueue", {})
     if sqs.get("runs"):
         w(f"**SQS path** on a moto server, {sqs['n']:,.0f} jobs each way; AWS requests per job by operation (retries included):\n")
@@ -234,9 +235,10 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         w("")
     else:
         w("**SQS requests per job** (moto server): not measured in this run"
-          + (f" ({sqs['errors'][0][:200]})" if sqs.get("errors") else "") + ".\n")
+          + (f" ({sqs['errors'][0][:300]})" if sqs.get("errors") else "") + ".\n")
 
-    errors = [(kind, key, e) for kind, entries in s.items() for key, v in entries.items() if isinstance(v, dict) for e in v.get("errors", [])]
+    errors = [(kind, key, e) for kind, entries in s.items() for key, v in entries.items() if isinstance(v, dict)
+              for e in v.get("errors", []) if not e.startswith("skipped")]
     if errors:
         w("## Failed runs\n")
         for kind, key, e in errors:

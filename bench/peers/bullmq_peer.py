@@ -1,6 +1,8 @@
 """BullMQ for Python: ``Queue.add`` / ``Queue.addBulk``; a worker script runs ``Worker`` (concurrency 1 by default).
 
 BullMQ has no worker CLI: users write this script. ``python -m bench.peers.bullmq_peer [--concurrency N]``.
+The worker keeps the last 1,000 completed and 5,000 failed jobs, as BullMQ's guide ("Auto-removal of jobs")
+recommends for production instead of its default of keeping every finished job.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def producer() -> Producer:
 async def run_worker(concurrency: int | None) -> None:
     from bullmq import Worker
 
-    opts: dict[str, Any] = {"connection": redis_url()}
+    opts: dict[str, Any] = {"connection": redis_url(), "removeOnComplete": {"count": 1000}, "removeOnFail": {"count": 5000}}
     if concurrency is not None:
         opts["concurrency"] = concurrency
     stop = asyncio.Event()
