@@ -288,7 +288,11 @@ def draw_chart(results: dict[str, Any], path: Path) -> None:
         lower_is_better = "lower is better" in title
         items.sort(key=lambda kv: kv[1], reverse=lower_is_better)  # the best at the top
         if "latency" in title:
+            from matplotlib.ticker import FuncFormatter, NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         names = [k for k, _ in items]
         values = [v for _, v in items]
         colors = ["#d62728" if k.startswith("jobqueue") else "#7f7f7f" for k in names]
