@@ -36,3 +36,5 @@ check-infra: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .aws-sam test-artifacts
+
+include bench/bench.mk
