@@ -232,7 +232,10 @@ def _inspect_signature(func: Callable[..., Any], name: str) -> tuple[type[BaseMo
 
     if annotation is JobContext and len(params) == 1:
         return None, False, True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    model: type[BaseModel] | None
+    if annotation is None:  # an unannotated first parameter: a job that takes no payload (it receives None)
+        model = None
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         model = annotation
     else:
         raise ConfigurationError(f"job {name!r}: the payload parameter must be annotated with a pydantic model, not {annotation!r}")

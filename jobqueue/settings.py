@@ -30,7 +30,7 @@ class Settings(BaseModel):
     fallback: Literal["sync", "raise"] = "sync"
     prefix: str = Field(default="jobqueue", min_length=1)
     shutdown_grace: float = Field(default=30.0, ge=0)
-    max_payload_bytes: int = Field(default=1_000_000, ge=1024)
+    max_payload_bytes: int = Field(default=1_048_576, ge=1024)
     #: default URL for job events (a queue's ``webhook=`` or a job's ``_webhook=`` take precedence)
     webhook_url: str | None = Field(default=None, pattern=r"^https?://")
     #: HMAC-SHA256 key signing webhook deliveries

@@ -68,6 +68,9 @@ def test_bad_enqueue_options() -> None:
     assert job.enqueue(**fields, _delay=timedelta(minutes=1)).status().state is JobState.DELAYED
 
 
+def _int_payload(payload: int, ctx: JobContext) -> None: ...
+
+
 def test_handler_signatures() -> None:
     app = make_app("sync")
 
@@ -84,7 +87,9 @@ def test_handler_signatures() -> None:
     with pytest.raises(InvalidPayload, match="takes no payload"):
         context_only.enqueue({"unexpected": 1})
     with pytest.raises(ConfigurationError, match="pydantic model"):
-        app.job(name="untyped")(lambda payload, ctx: None)
+        app.job(name="typed_wrong")(_int_payload)
+    untyped = app.job(name="untyped")(lambda payload, ctx: payload)
+    assert untyped.enqueue().result() is None
     with pytest.raises(ConfigurationError, match="already registered"):
         app.job(name="payload_only")(lambda ctx: None)
 
