@@ -57,7 +57,7 @@ def test_default_throughput_and_oldest_waiting_agree_with_the_memory_counters() 
         flow = app.throughput("q", 6)
         results.append((flow.since, flow.completed, flow.failed, app.clock.now() - (app.oldest_waiting_since("q") or 0)))
     assert results[0] == results[1]
-    since, completed, failed, age = results[0]
+    _since, completed, failed, age = results[0]
     # minute by minute: 1 job (it fails), 2 jobs (1 fails), 3, 4; then the current minute, with none finished
     assert completed == [0, 0, 1, 2, 3, 0] and failed == [0, 1, 1, 1, 1, 0] and age == 30
 
