@@ -7,6 +7,7 @@ import inspect
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,11 @@ from jobqueue.admin.models import (
     TimelineEntry,
 )
 from jobqueue.admin.openapi import openapi_document
+from jobqueue.backends.base import Backend
 from jobqueue.errors import BrokerUnavailable, CapabilityMissing, ConfigurationError, JobQueueError
 from jobqueue.options import parse_duration
 from jobqueue.states import JobState
-from jobqueue.status import JobStatus
+from jobqueue.status import JobStatus, Throughput
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -46,6 +48,7 @@ AuthCheck = Callable[[Request], "bool | Awaitable[bool]"]
 
 STATIC_FILES = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 MAX_LIMIT = 500
+THROUGHPUT_CACHE_SECONDS = 10.0
 SEVERITY = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
 
@@ -63,6 +66,7 @@ class AdminApp:
         self.stall_after = stall_after
         self.throughput_minutes = throughput_minutes
         self.title = title
+        self._throughput_cache: dict[tuple[str, int], tuple[float, Throughput]] = {}
 
     # -- auth -------------------------------------------------------------------------------------------
 
@@ -92,12 +96,26 @@ class AdminApp:
             raise HTTPException(404, f"no queue named {name!r} (known: {', '.join(self.queue_names()) or 'none'})")
         return name
 
+    def throughput(self, name: str, minutes: int) -> Throughput:
+        """The queue's throughput; the default one (a scan of finished jobs) is kept for a few seconds,
+        so a dashboard polling every 2 s does not rescan a networked store each time."""
+        backend = self.jq.backend
+        if type(backend).throughput is not Backend.throughput:
+            return backend.throughput(name, minutes)
+        key = (name, minutes)
+        now = time.monotonic()
+        cached = self._throughput_cache.get(key)
+        if cached is None or now - cached[0] >= THROUGHPUT_CACHE_SECONDS:
+            cached = (now, backend.throughput(name, minutes))
+            self._throughput_cache[key] = cached
+        return cached[1]
+
     def queue_view(self, name: str, minutes: int) -> QueueView:
         stats = self.jq.stats(name)
         since = self.jq.oldest_waiting_since(name)
         now = self.jq.clock.now()
         return QueueView(
-            queue=name, counts=stats.counts, paused=stats.paused, throughput=self.jq.throughput(name, minutes),
+            queue=name, counts=stats.counts, paused=stats.paused, throughput=self.throughput(name, minutes),
             oldest_waiting_age=None if since is None else max(0.0, now - since),
         )
 
