@@ -54,7 +54,7 @@ def test_bulk_goes_in_tens_and_retries_only_failed_entries(sqs_app: JobQueue) ->
 
 def test_too_large_envelope_names_the_job_and_sends_nothing(sqs_app: JobQueue) -> None:
     with pytest.raises(MessageTooLarge, match=r"job 'ok' \(id 'huge'\) encodes to \d+ bytes; its SQS queue takes at most 1048576 bytes"):
-        sqs_app.registry["ok"].enqueue_many([{"value": 1}, {"value": "x" * 1_048_000, "_job_id": "huge"}])
+        sqs_app.registry["ok"].enqueue_many([{"value": 1}, {"value": "x" * 1_048_500, "_job_id": "huge"}])
     assert sum(sqs_app.stats(QUEUE).counts.values()) == 0
 
 
