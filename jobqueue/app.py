@@ -35,6 +35,9 @@ class JobQueue:
         app = JobQueue.from_env()            # JOBQUEUE_BACKEND, default "sync"
         app = JobQueue(backend="memory")
         app = JobQueue(backend=MyBackend())
+
+    Without ``settings``, they are read from the environment once, here (so ``JobQueue(backend="redis")``
+    finds ``REDIS_URL`` as ``from_env`` does); pass ``settings=Settings()`` to ignore the environment.
     """
 
     def __init__(
@@ -45,7 +48,7 @@ class JobQueue:
         clock: Clock | None = None,
         **backend_options: Any,
     ) -> None:
-        self.settings = settings if settings is not None else Settings()
+        self.settings = settings if settings is not None else Settings.from_env()
         self.clock: Clock = clock or SystemClock()
         self.hooks = Hooks()
         self.registry: dict[str, JobDefinition[Any]] = {}
