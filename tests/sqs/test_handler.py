@@ -163,3 +163,12 @@ def test_cleaned_job_is_dropped_not_resurrected(sqs_app: JobQueue) -> None:
     sqs_app.resume(QUEUE)
     assert failures(handle(sqs_app, receive_event(sqs_app, QUEUE, 1))) == []
     assert runs("ok") == []
+
+
+def test_a_job_whose_timeout_does_not_fit_the_time_left_is_not_started(sqs_app: JobQueue) -> None:
+    sqs_app.registry["ok"].enqueue(value="slow", _timeout=30)
+    event = receive_event(sqs_app, QUEUE, 1)
+    assert failures(handle(sqs_app, event, Context(20_000))) == ids(event)
+    assert runs("ok") == []
+    assert failures(handle(sqs_app, receive_event(sqs_app, QUEUE, 1, timeout=5), Context(40_000))) == []
+    assert runs("ok") == [1]

@@ -97,3 +97,18 @@ def test_sqs_init_creates_what_the_template_declares(moto_server: Any, monkeypat
     assert f'"maxReceiveCount":{template["RedrivePolicy"]["maxReceiveCount"]}' in attrs["RedrivePolicy"].replace(" ", "")
     again = CliRunner().invoke(sqs, ["init", "--app", EXAMPLE])  # idempotent
     assert again.exit_code == 0 and '"table_created": false' in again.output
+
+
+def test_app_from_a_parent_group() -> None:
+    import click
+
+    @click.group()
+    @click.option("--app", "app_spec")
+    @click.pass_context
+    def main(ctx: click.Context, app_spec: str) -> None:
+        ctx.ensure_object(dict)
+        ctx.obj.update(app_spec=app_spec)
+
+    main.add_command(sam)
+    result = CliRunner().invoke(main, ["--app", EXAMPLE, "sam", "check", str(ROOT / "template.yaml")])
+    assert result.exit_code == 0, result.output

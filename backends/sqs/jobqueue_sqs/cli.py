@@ -12,7 +12,10 @@ from jobqueue.errors import JobQueueError
 
 
 def _spec(app_spec: str | None) -> str:
-    spec = app_spec or os.environ.get("JOBQUEUE_APP")
+    """The app: this command's ``--app``, else the parent ``jobqueue --app``, else JOBQUEUE_APP."""
+    context = click.get_current_context(silent=True)
+    parent = context.find_object(dict) if context is not None else None
+    spec = app_spec or (parent or {}).get("app_spec") or os.environ.get("JOBQUEUE_APP")
     if not spec:
         raise click.UsageError("name the app: --app module:attr, or JOBQUEUE_APP")
     return spec

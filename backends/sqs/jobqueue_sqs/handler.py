@@ -115,14 +115,26 @@ class SQSWorker:
                 envelope = decode_envelope(record.body)
             except UnsupportedEnvelope as exc:
                 return self._poison(record, str(exc))
+            needed = self._needed_ms(envelope)
+            if remaining < needed:
+                self._stop = True
+                logger.warning("%.0f ms left, job %s may need %.0f ms: record not started", remaining, envelope.id, needed)
+                self._release(record)
+                raise NotStarted(f"not started: {remaining:.0f} ms left, the job may need {needed:.0f} ms")
             with logger.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
                 return self._job(record, envelope, remaining)
 
-    def _release(self, record: SQSRecord) -> None:
+    def _needed_ms(self, envelope: Envelope) -> float:
+        """The time to keep for an attempt: its timeout (when the function could ever give it) and the reserve."""
+        settings = self.backend.settings
+        timeout = envelope.timeout if envelope.timeout is not None and envelope.timeout < settings.function_timeout else 0.0
+        return timeout * 1000 + settings.reserve_ms
+
+    def _release(self, record: SQSRecord, seconds: int = 0) -> None:
         """Make a record that was not started visible again at once (best effort: it is reported failed anyway)."""
         try:
             self.backend.clients.sqs.change_message_visibility(
-                QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=0)
+                QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds)
         except Exception:
             logger.exception("could not release the record; it returns after the visibility timeout")
 
@@ -180,6 +192,7 @@ class SQSWorker:
             return "dead-lettered"
         if state is JobState.ACTIVE:
             if row.lease_until > now:
+                self._release(record, min(math.ceil(row.lease_until - now) + 1, MAX_VISIBILITY_SECONDS))  # back when the lease ends
                 raise Busy(f"job {row.id!r} is being run by another delivery")
             if row.starts >= row.max_attempts:
                 error = ErrorInfo(type="AttemptsSpent", retryable=False,
