@@ -127,8 +127,9 @@ def test_kill_9_mid_job_then_another_worker_finishes_everything(redis_server: Re
 
 def test_two_workers_share_a_queue_and_run_each_job_once(lab: Lab) -> None:
     sleepy = lab.job("sleepy")
-    handles = sleepy.enqueue_many([{"tag": f"s{i}", "seconds": 0.05} for i in range(60)])  # type: ignore[attr-defined]
     workers = [lab.start_worker("--queues", "work", "--concurrency", "4") for _ in range(2)]
+    lab.wait_for("both workers to start", lambda: lab.log.llen(lab.key("workers")) == 2)
+    handles = sleepy.enqueue_many([{"tag": f"s{i}", "seconds": 0.1} for i in range(60)])  # type: ignore[attr-defined]
     lab.wait_for("every job to complete", lambda: lab.all_completed(handles), timeout=30)
     runs = lab.runs()
     tags = [tag for tag, _, _ in runs]

@@ -23,7 +23,7 @@ class Nap(BaseModel):
 
 @pytest.fixture
 def app(redis_server: RedisServer) -> Iterator[JobQueue]:
-    made = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=0.6, idle_poll=5.0))
+    made = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=1.0, idle_poll=5.0))
     made.queue("w", attempts=3)
     yield made
     made.close()
@@ -59,7 +59,7 @@ def test_an_idle_worker_picks_up_new_work_at_once(app: JobQueue) -> None:
             handle = job.enqueue()
             status = handle.wait(timeout=5)
             assert status.state is JobState.COMPLETED
-            assert status.started_at - status.created_at < 0.5, "woken by the enqueue, not by a poll (idle_poll is 5s)"
+            assert status.started_at - status.created_at < 1.0, "woken by the enqueue, not by a poll (idle_poll is 5s)"
             time.sleep(0.2)
 
 
@@ -68,7 +68,7 @@ def test_a_delayed_job_starts_on_time(app: JobQueue) -> None:
     with Running(app):
         handle = job.enqueue(_delay=1.0)
         status = handle.wait(timeout=5)
-        assert status.started_at - status.created_at == pytest.approx(1.0, abs=0.35)
+        assert status.started_at - status.created_at == pytest.approx(1.0, abs=0.5)
 
 
 def test_heartbeats_keep_a_long_job_from_being_delivered_twice(app: JobQueue) -> None:
@@ -81,8 +81,8 @@ def test_heartbeats_keep_a_long_job_from_being_delivered_twice(app: JobQueue) ->
         return len(runs)
 
     with Running(app, count=2):
-        handles = [long.enqueue(seconds=2.0) for _ in range(2)]  # more than three leases of 0.6s
-        statuses = [h.wait(timeout=10) for h in handles]
+        handles = [long.enqueue(seconds=3.5) for _ in range(2)]  # three and a half leases of 1s
+        statuses = [h.wait(timeout=15) for h in handles]
     assert [s.state for s in statuses] == [JobState.COMPLETED] * 2
     assert [s.attempt for s in statuses] == [1, 1] and len(runs) == 2
 
@@ -97,4 +97,4 @@ def test_async_jobs_run_concurrently_on_the_worker_loop(app: JobQueue) -> None:
         started = time.monotonic()
         handles = nap.enqueue_many([{"seconds": 0.5}] * 10)
         assert [h.result(timeout=10) for h in handles] == ["ok"] * 10
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 3.0  # one after another would take 5s
