@@ -11,11 +11,11 @@ from jobqueue import JobQueue
 from tests.schedules.stores import StoreFactory, StoreUnderTest
 
 
-def _store(url: str, *, cluster: bool = False) -> StoreUnderTest:
+def _store(url: str | None, *, cluster: bool = False, client: object = None) -> StoreUnderTest:
     from jobqueue_redis import RedisBackend
     from jobqueue_redis.schedule_store import RedisScheduleStore
 
-    app = JobQueue(backend=RedisBackend(url, cluster=cluster, prefix=f"jqsched-{uuid.uuid4().hex[:10]}"))
+    app = JobQueue(backend=RedisBackend(url, cluster=cluster, client=client, prefix=f"jqsched-{uuid.uuid4().hex[:10]}"))
     store = app.backend.schedule_store()
     assert isinstance(store, RedisScheduleStore)
 
@@ -34,4 +34,10 @@ def _cluster(request: pytest.FixtureRequest) -> StoreUnderTest:
     return _store(request.getfixturevalue("redis_cluster").url, cluster=True)
 
 
-STORES: dict[str, StoreFactory] = {"redis": _real, "redis-cluster": _cluster}
+def _fake(request: pytest.FixtureRequest) -> StoreUnderTest:
+    import fakeredis
+
+    return _store(None, client=fakeredis.FakeRedis(decode_responses=True))
+
+
+STORES: dict[str, StoreFactory] = {"redis": _real, "redis-cluster": _cluster, "fakeredis": _fake}
