@@ -24,6 +24,7 @@ from jobqueue_redis.settings import RedisSettings
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
+    from jobqueue.schedules.store import ScheduleStore
 
 logger = logging.getLogger("jobqueue.redis")
 
@@ -301,6 +302,14 @@ class RedisBackend(Backend):
             except Exception:  # pragma: no cover - closing is best effort
                 logger.debug("closing the Redis client failed", exc_info=True)
         self._aclient = None
+
+    def schedule_store(self) -> ScheduleStore:
+        """Dynamic schedules, cursors and the ticker's lease in Redis (see :mod:`jobqueue_redis.schedule_store`)."""
+        if getattr(self, "_schedule_store", None) is None:
+            from jobqueue_redis.schedule_store import RedisScheduleStore
+
+            self._schedule_store = RedisScheduleStore(self)
+        return self._schedule_store
 
     # -- what workers call ------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner
 from jobqueue_redis.connection import TRANSIENT
 from jobqueue_redis.sink import AckBatcher, Key, WorkerSink
+from jobqueue_redis.ticking import start_ticker
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend
@@ -214,6 +215,9 @@ class Worker:
                 listener = threading.Thread(target=self._listen, args=(name,), name=f"jobqueue-listen-{name}", daemon=True)
                 listener.start()
                 self._helpers.append(listener)
+            ticker = start_ticker(self.app, self._stopping)  # fires schedules while this process leads; stops on stop
+            if ticker is not None:
+                self._helpers.append(ticker)
 
     def _event_loop(self) -> _Loop:
         if self._loop is None:

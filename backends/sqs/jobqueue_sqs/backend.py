@@ -22,6 +22,7 @@ from jobqueue_sqs.transport import Outgoing, Transport
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
+    from jobqueue.schedules.store import ScheduleStore
     from jobqueue_sqs.handler import SQSWorker
 
 logger = logging.getLogger("jobqueue.sqs")
@@ -225,6 +226,14 @@ class SQSBackend(Backend):
                 self.store.delete(row)  # a pending job's message is dropped when it arrives: its row is gone
                 removed += 1
         return removed
+
+    def schedule_store(self) -> ScheduleStore:
+        """Dynamic schedules as EventBridge Scheduler schedules (see :mod:`jobqueue_sqs.schedule_store`)."""
+        if getattr(self, "_schedule_store", None) is None:
+            from jobqueue_sqs.schedule_store import EventBridgeScheduleStore
+
+            self._schedule_store = EventBridgeScheduleStore(self)
+        return self._schedule_store
 
     def close(self) -> None:
         if hasattr(self, "clients"):

@@ -74,7 +74,7 @@ def check(app_spec: str | None, template: str) -> None:
 
     spec = _spec(app_spec)
     app = _load(spec)
-    problems = drift(build_template(app, _settings(app), spec), template)  # type: ignore[arg-type]
+    problems = drift(build_template(app, _settings(app), spec), template, app)  # type: ignore[arg-type]
     if problems:
         for problem in problems:
             click.echo(problem, err=True)

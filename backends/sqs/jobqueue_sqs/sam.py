@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobqueue_sqs.resources import STATE_INDEX, TTL_ATTRIBUTE, QueueSpec, queue_specs, table_definition
+from jobqueue_sqs.sam_schedules import is_schedule, schedule_drift, scheduler_outputs, scheduler_resources
 from jobqueue_sqs.settings import MAX_MESSAGE_BYTES, SQSSettings
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
         },
     }
     resources["ProducerPolicy"] = _producer_policy(specs)
+    resources.update(scheduler_resources(app, specs))  # EventBridge Scheduler: the group, its role, the code's schedules
     outputs: dict[str, Any] = {
         "JobsTableName": {"Description": "JOBQUEUE_JOBS_TABLE for producers", "Value": _ref("JobsTable")},
         "WorkerFunctionName": {"Description": "JOBQUEUE_SQS_FUNCTION_NAME for producers (pause/resume)", "Value": _ref("WorkerFunction")},
@@ -176,6 +178,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
         outputs[f"{spec.logical_id}QueueUrl"] = {"Description": f"URL of queue {spec.queue!r}", "Value": _ref(f"{spec.logical_id}Queue")}
         outputs[f"{spec.logical_id}DeadLetterQueueUrl"] = {"Description": f"URL of queue {spec.queue!r}'s DLQ",
                                                            "Value": _ref(f"{spec.logical_id}DeadLetterQueue")}
+    outputs.update(scheduler_outputs())
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
@@ -200,7 +203,7 @@ def render(template: dict[str, Any]) -> str:
     return str(yaml.safe_dump(template, sort_keys=False, default_flow_style=False, width=120))
 
 
-def drift(template: dict[str, Any], path: str) -> list[str]:
+def drift(template: dict[str, Any], path: str, app: JobQueue | None = None) -> list[str]:
     """How the file at ``path`` differs from ``template`` in what the code decides (empty: no drift).
 
     Resources and outputs the file adds of its own are allowed; a queue resource the code does not
@@ -214,10 +217,14 @@ def drift(template: dict[str, Any], path: str) -> list[str]:
     for section in ("Parameters", "Conditions", "Resources", "Outputs"):
         want, have = template.get(section, {}), found.get(section) or {}
         for name, value in want.items():
+            if app is not None and is_schedule(value):
+                continue  # compared below, by what the schedule means rather than how the template refers to things
             if name not in have:
                 problems.append(f"{section}.{name}: missing from {path}")
             elif have[name] != value:
                 problems.extend(_differences(f"{section}.{name}", value, have[name]))
+    if app is not None:
+        problems.extend(schedule_drift(app, found.get("Resources") or {}))
     for name, value in (found.get("Resources") or {}).items():
         if isinstance(value, dict) and value.get("Type") == "AWS::SQS::Queue" and name not in template["Resources"]:
             problems.append(f"Resources.{name}: a queue the app does not declare (remove it, or declare the queue with app.queue())")

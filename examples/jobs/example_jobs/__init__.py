@@ -18,6 +18,8 @@ def declare(app: JobQueue) -> JobQueue:
     app.queue("email", attempts=5, backoff=Backoff.exponential(5, max_delay="10m"), concurrency=5)
     app.job(queue="email")(send_welcome_email)
     app.job(queue="default", timeout="5m")(monthly_report)
+    # on AWS an EventBridge Scheduler resource in template.yaml; locally the worker's ticker fires it
+    app.schedule("monthly-report", cron="0 6 1 * *", tz="Europe/Berlin", job="monthly_report", payload={"account": "all", "month": "previous"})
     return app
 
 
