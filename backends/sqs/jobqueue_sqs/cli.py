@@ -22,7 +22,7 @@ def _spec(app_spec: str | None) -> str:
 
 
 def _load(app_spec: str) -> object:
-    from jobqueue_sqs.apploader import load_app
+    from jobqueue.cli_support import load_app
 
     try:
         return load_app(app_spec)

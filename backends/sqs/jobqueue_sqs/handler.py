@@ -262,7 +262,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point: the app named by ``JOBQUEUE_APP`` (``module:attr``), on its SQS backend."""
     global _worker
     if _worker is None:
-        from jobqueue_sqs.apploader import load_app
+        from jobqueue.cli_support import load_app
         from jobqueue_sqs.backend import SQSBackend
 
         app = load_app(os.environ.get("JOBQUEUE_APP"))
