@@ -88,13 +88,16 @@ def compose_worker() -> dict:
 
 
 def load_k8s() -> dict[str, dict]:
-    """All manifests under infra/k8s, keyed by kind."""
+    """All manifests under infra/k8s, keyed by kind; a second of a kind is keyed ``Kind/name``."""
     docs: dict[str, dict] = {}
     for path in sorted(K8S.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                assert doc["kind"] not in docs, f"two {doc['kind']} manifests"
-                docs[doc["kind"]] = doc
+                key = f"{doc['kind']}/{doc['metadata']['name']}"
+                assert key not in docs, f"two {key} manifests"
+                docs[key] = doc
+                if doc["metadata"]["name"] != "jobqueue-dashboard":
+                    docs.setdefault(doc["kind"], doc)
     return docs
 
 
@@ -280,13 +283,21 @@ def test_k8s_worker_deployment_pdb_and_scaler():
 
     assert scaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     (trigger,) = scaler["spec"]["triggers"]
-    assert trigger["type"] == "redis"
+    assert trigger["type"] == "metrics-api"
     queues = worker_options(k8s_command())["--queues"].split(",")
-    assert trigger["metadata"]["listName"] in {f"jobqueue:{{{q}}}:waiting" for q in queues}
+    meta = trigger["metadata"]
+    assert any(meta["url"].endswith(f"/api/stats?queue={q}") and meta["valueLocation"] == f"queues.{q}.counts.waiting" for q in queues)
+    dashboard = docs["Deployment/jobqueue-dashboard"]
+    service = docs["Service/jobqueue-dashboard"]
+    port = service["spec"]["ports"][0]["port"]
+    assert meta["url"].startswith(f"http://{service['metadata']['name']}:{port}/")
+    (web,) = dashboard["spec"]["template"]["spec"]["containers"]
+    assert web["command"] == ["jobqueue", "dashboard"] and str(port) in web["args"]
+    web_env = {item["name"]: item for item in web["env"]}
     auth = docs["TriggerAuthentication"]
-    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
-    secret = env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"]
-    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {secret}
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"] and meta["authMode"] == "bearer"
+    token_secret = web_env["JOBQUEUE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {token_secret}
 
 
 # --- the recipes agree with each other -----------------------------------------------------------
