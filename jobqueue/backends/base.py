@@ -51,6 +51,7 @@ class Backend(ABC):
     time_resolution: ClassVar[float] = 0.0
 
     app: JobQueue
+    _schedule_store: ScheduleStore | None = None
 
     def bind(self, app: JobQueue) -> None:
         """Attach to the app whose jobs, queues, clock and hooks this backend serves."""
@@ -186,7 +187,7 @@ class Backend(ABC):
         The default keeps them in this process (right for sync and memory); a networked backend
         overrides it so every worker and every client shares them.
         """
-        store: ScheduleStore | None = getattr(self, "_schedule_store", None)
+        store = self._schedule_store
         if store is None:
             from jobqueue.schedules.store import InMemoryScheduleStore
 

@@ -305,11 +305,12 @@ class RedisBackend(Backend):
 
     def schedule_store(self) -> ScheduleStore:
         """Dynamic schedules, cursors and the ticker's lease in Redis (see :mod:`jobqueue_redis.schedule_store`)."""
-        if getattr(self, "_schedule_store", None) is None:
+        store = self._schedule_store
+        if store is None:
             from jobqueue_redis.schedule_store import RedisScheduleStore
 
-            self._schedule_store = RedisScheduleStore(self)
-        return self._schedule_store
+            store = self._schedule_store = RedisScheduleStore(self)
+        return store
 
     # -- what workers call ------------------------------------------------------------------------
 

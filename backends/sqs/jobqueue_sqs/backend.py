@@ -229,11 +229,12 @@ class SQSBackend(Backend):
 
     def schedule_store(self) -> ScheduleStore:
         """Dynamic schedules as EventBridge Scheduler schedules (see :mod:`jobqueue_sqs.schedule_store`)."""
-        if getattr(self, "_schedule_store", None) is None:
+        store = self._schedule_store
+        if store is None:
             from jobqueue_sqs.schedule_store import EventBridgeScheduleStore
 
-            self._schedule_store = EventBridgeScheduleStore(self)
-        return self._schedule_store
+            store = self._schedule_store = EventBridgeScheduleStore(self)
+        return store
 
     def close(self) -> None:
         if hasattr(self, "clients"):
