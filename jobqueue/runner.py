@@ -189,18 +189,23 @@ class JobRunner:
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
             return outcome
 
-    def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+    def _begin(self, envelope: Envelope, sink: FinishingSink) -> tuple[JobDefinition[Any], BaseModel | None, JobContext] | Outcome:
+        """Resolve and validate, then announce the start; an :class:`Outcome` if the job cannot start."""
         prepared = self._prepare(envelope)
         if isinstance(prepared, Outcome):
-            return self._finish(envelope, prepared, sink)
-        job, payload = prepared
+            return prepared
         self.app.hooks.emit(JobEvent("job_started", envelope))
-        ctx = self._context(envelope, sink)
+        return prepared[0], prepared[1], self._context(envelope, sink)
+
+    def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        begun = self._begin(envelope, sink)
+        if isinstance(begun, Outcome):
+            return self._finish(envelope, begun, sink)
+        job, payload, ctx = begun
         started = time.perf_counter()
         try:
             if job.is_async:
-                coro_timeout = envelope.timeout
-                value = _run_coroutine(_with_timeout(job.invoke(payload, ctx), coro_timeout, job.name))
+                value = _run_coroutine(_with_timeout(job.invoke(payload, ctx), envelope.timeout, job.name))
             elif envelope.timeout is not None:
                 value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
@@ -211,12 +216,10 @@ class JobRunner:
         return self._finish(envelope, outcome, sink)
 
     async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
-        prepared = self._prepare(envelope)
-        if isinstance(prepared, Outcome):
-            return await asyncio.to_thread(self._finish, envelope, prepared, sink)
-        job, payload = prepared
-        self.app.hooks.emit(JobEvent("job_started", envelope))
-        ctx = self._context(envelope, sink)
+        begun = self._begin(envelope, sink)
+        if isinstance(begun, Outcome):
+            return await asyncio.to_thread(self._finish, envelope, begun, sink)
+        job, payload, ctx = begun
         started = time.perf_counter()
         try:
             if job.is_async:
