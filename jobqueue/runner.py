@@ -139,7 +139,7 @@ class JobRunner:
 
     def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
         adapter = logging.LoggerAdapter(logging.getLogger(f"jobqueue.job.{envelope.name}"), {"job_id": envelope.id, "attempt": envelope.attempt})
-        return JobContext(envelope, sink, adapter)
+        return JobContext(envelope, sink, adapter, self.app)
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = time.perf_counter() - started
