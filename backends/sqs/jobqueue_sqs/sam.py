@@ -6,9 +6,19 @@ so it reads back with any YAML parser and the check compares plain data.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from jobqueue_sqs.resources import STATE_INDEX, TTL_ATTRIBUTE, QueueSpec, queue_specs, table_definition
+from jobqueue_sqs.resources import (
+    FOLLOWUP_INDEX,
+    MAINTENANCE_EVENT,
+    MAINTENANCE_RATE,
+    STATE_INDEX,
+    TTL_ATTRIBUTE,
+    QueueSpec,
+    queue_specs,
+    table_definition,
+)
 from jobqueue_sqs.sam_schedules import is_schedule, schedule_drift, scheduler_outputs, scheduler_resources
 from jobqueue_sqs.settings import MAX_MESSAGE_BYTES, SQSSettings
 
@@ -100,7 +110,18 @@ def _table() -> dict[str, Any]:
 
 
 def _table_arns() -> list[Any]:
-    return [_arn("JobsTable"), _sub("${JobsTable.Arn}/index/" + STATE_INDEX)]
+    return [_arn("JobsTable"), _sub("${JobsTable.Arn}/index/" + STATE_INDEX), _sub("${JobsTable.Arn}/index/" + FOLLOWUP_INDEX)]
+
+
+def _maintenance_event() -> dict[str, Any]:
+    """The schedule that invokes the worker function to finish workflow steps a crash left half done (handler.maintain)."""
+    return {"Type": "ScheduleV2", "Properties": {
+        "Description": "jobqueue maintenance: run workflow follow-ups and releases a crash left half done",
+        "ScheduleExpression": MAINTENANCE_RATE,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Input": json.dumps(MAINTENANCE_EVENT, separators=(",", ":")),
+        "RetryPolicy": {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60},
+    }}
 
 
 def _worker_policies(specs: list[QueueSpec]) -> list[Any]:
@@ -164,7 +185,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
                 "POWERTOOLS_LOG_LEVEL": _ref("LogLevel"),
             }},
             "Policies": _worker_policies(specs),
-            "Events": {f"{spec.logical_id}Messages": _event(spec) for spec in specs},
+            "Events": {**{f"{spec.logical_id}Messages": _event(spec) for spec in specs}, "Maintenance": _maintenance_event()},
         },
     }
     resources["ProducerPolicy"] = _producer_policy(specs)
