@@ -20,6 +20,7 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -46,8 +47,8 @@ TRUNCATED_RESULT = "jobqueue:result-truncated"
 PENDING = (JobState.WAITING, JobState.DELAYED, JobState.WAITING_CHILDREN)
 #: a result larger than this is stored zlib-compressed (a group callback's 10,000 results compress ~10x)
 COMPRESS_OVER = 32 * 1024
-#: actions in one TransactWriteItems (DynamoDB's limit)
-TRANSACT_ACTIONS = 100
+#: threads that put the items of a batch enqueue
+PUT_THREADS = 8
 #: tries of a transaction that DynamoDB cancelled for a conflict with another one on the same item
 TRANSACT_TRIES = 8
 #: why DynamoDB may cancel a transaction that is worth sending again (a failed condition is answered, not retried)
@@ -322,107 +323,71 @@ class JobStore:
     def add_many(self, envelopes: Sequence[Envelope], now: float, window: Callable[[Envelope], float]) -> list[tuple[str, bool]]:
         """Write new jobs' items; per envelope (the job's id, True if written).
 
-        A retained id is not a new job: (its id, False). An envelope with an ``idempotency_key`` claims the
-        key's item (``#idem#{queue}#{key}``, expiring after ``window(envelope)`` seconds) in the same
-        transaction as its job item, so a key never names a job that was not stored; a key still held
-        answers (the first job's id, False). One envelope without a key is one conditional PutItem; more go
-        by TransactWriteItems of up to 100 conditional puts, retried without those whose condition failed.
+        A retained id is not a new job: (its id, False). Each job is one conditional PutItem (several go out
+        on up to ``PUT_THREADS`` threads). An envelope with an ``idempotency_key`` claims the key's item
+        (``#idem#{queue}#{key}``, expiring after ``window(envelope)`` seconds) in one TransactWriteItems
+        with its job's item, so a key never names a job that was not stored; a key still held answers
+        (the first job's id, False).
+
+        Not TransactWriteItems of 100 puts: they cost twice the write units of plain puts, one refused
+        condition cancels the other 99, and moto copies the whole table for every item of a transaction.
         """
-        if len(envelopes) == 1 and envelopes[0].idempotency_key is None:
-            envelope = envelopes[0]
+        db = self._db  # made once, before any thread uses it
+
+        def add(envelope: Envelope) -> tuple[str, bool]:
+            if envelope.idempotency_key is not None:
+                return self._add_with_key(envelope, now, window(envelope))
             try:
-                self._db.put_item(TableName=self.table, Item=self.new_item(envelope, now), **self._new_condition(now))
+                db.put_item(TableName=self.table, Item=self.new_item(envelope, now), **self._new_condition(now))
             except ClientError as exc:
                 if is_conditional_failure(exc):
-                    return [(envelope.id, False)]
+                    return envelope.id, False
                 raise
-            return [(envelope.id, True)]
-        answers: list[tuple[str, bool] | None] = [None] * len(envelopes)
-        pending = list(range(len(envelopes)))
-        while pending:
-            chunk, pending = self._transaction_chunk(envelopes, pending)
-            self._put_chunk(envelopes, chunk, now, window, answers)
-        return [answer if answer is not None else (envelopes[i].id, False) for i, answer in enumerate(answers)]
+            return envelope.id, True
+
+        keyed = {env.idempotency_key for env in envelopes if env.idempotency_key is not None}
+        if len(envelopes) == 1 or keyed:  # keys in order: two envelopes with one key must meet one after the other
+            return [add(envelope) for envelope in envelopes]
+        with ThreadPoolExecutor(max_workers=min(PUT_THREADS, len(envelopes)), thread_name_prefix="jobqueue-sqs-put") as pool:
+            return list(pool.map(add, envelopes))
 
     @staticmethod
     def _new_condition(now: float) -> dict[str, Any]:
         return {"ConditionExpression": "attribute_not_exists(pk) OR #exp <= :now",
                 "ExpressionAttributeNames": {"#exp": TTL_ATTRIBUTE}, "ExpressionAttributeValues": {":now": _n(now)}}
 
-    @staticmethod
-    def _transaction_chunk(envelopes: Sequence[Envelope], pending: list[int]) -> tuple[list[int], list[int]]:
-        """As many of ``pending`` as fit one transaction, none touching an item another one touches."""
-        chunk: list[int] = []
-        rest: list[int] = []
-        keys: set[str] = set()
-        actions = 0
-        for i in pending:
-            env = envelopes[i]
-            mine = {f"{env.queue}#{env.id}"} | ({f"#idem#{env.queue}#{env.idempotency_key}"} if env.idempotency_key is not None else set())
-            cost = len(mine)
-            if rest or actions + cost > TRANSACT_ACTIONS or mine & keys:
-                rest.append(i)
-                continue
-            chunk.append(i)
-            keys |= mine
-            actions += cost
-        return chunk, rest
-
-    def _put_chunk(self, envelopes: Sequence[Envelope], chunk: list[int], now: float, window: Callable[[Envelope], float],
-                   answers: list[tuple[str, bool] | None]) -> None:
-        """Write ``chunk`` in one transaction, again without the envelopes whose condition failed until it goes through."""
+    def _add_with_key(self, envelope: Envelope, now: float, window: float) -> tuple[str, bool]:
+        """The key's item and the job's item in one transaction; (the key holder's id, False) if the key is held."""
+        key = str(envelope.idempotency_key)
         condition = self._new_condition(now)
-        tries = 0
-        while chunk:
-            actions: list[dict[str, Any]] = []
-            owners: list[tuple[int, str]] = []  # (envelope index, "job" | "key") per action
-            for i in chunk:
-                env = envelopes[i]
-                if env.idempotency_key is not None:
-                    until = now + window(env)
-                    actions.append({"Put": {"TableName": self.table, **condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                                            "Item": {**idempotency_key(env.queue, env.idempotency_key), "job_id": _s(env.id),
-                                                     "created_at": _n(now), TTL_ATTRIBUTE: _n(until)}}})
-                    owners.append((i, "key"))
-                actions.append({"Put": {"TableName": self.table, "Item": self.new_item(env, now), **condition}})
-                owners.append((i, "job"))
+        actions = [
+            {"Put": {"TableName": self.table, **condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                     "Item": {**idempotency_key(envelope.queue, key), "job_id": _s(envelope.id), "created_at": _n(now),
+                              TTL_ATTRIBUTE: _n(now + window)}}},
+            {"Put": {"TableName": self.table, "Item": self.new_item(envelope, now), **condition}},
+        ]
+        for attempt in range(TRANSACT_TRIES):
             try:
                 self._db.transact_write_items(TransactItems=actions)
+                return envelope.id, True
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
-                reasons = exc.response.get("CancellationReasons") or []
-                if any(r.get("Code") not in RETRIABLE_REASONS for r in reasons):
+                reasons = exc.response.get("CancellationReasons") or [{}, {}]
+                codes = [r.get("Code") for r in reasons]
+                if any(code not in RETRIABLE_REASONS for code in codes):
                     raise
-                refused = self._refused(envelopes, owners, reasons, answers)
-                if refused:
-                    chunk = [i for i in chunk if i not in refused]
-                    continue
-                tries += 1  # cancelled for a conflict (or throttling): the same transaction again, after a pause
-                if tries >= TRANSACT_TRIES:
-                    raise
-                time.sleep(min(1.0, 0.02 * 2 ** tries) * random.uniform(0.5, 1.0))
-                continue
-            for i in chunk:
-                answers[i] = (envelopes[i].id, True)
-            return
-
-    def _refused(self, envelopes: Sequence[Envelope], owners: list[tuple[int, str]], reasons: list[dict[str, Any]],
-                 answers: list[tuple[str, bool] | None]) -> set[int]:
-        """Note the answers of the envelopes whose condition failed; returns their indexes."""
-        refused: set[int] = set()
-        for (i, kind), reason in zip(owners, reasons):
-            if reason.get("Code") != "ConditionalCheckFailed":
-                continue
-            env = envelopes[i]
-            if kind == "key":
-                holder = reason.get("Item") or self._db.get_item(TableName=self.table, ConsistentRead=True,
-                                                                  Key=idempotency_key(env.queue, str(env.idempotency_key))).get("Item")
-                answers[i] = (_str(holder, "job_id") or env.id, False) if holder else (env.id, False)
-            elif answers[i] is None:
-                answers[i] = (env.id, False)
-            refused.add(i)
-        return refused
+                if codes[0] == "ConditionalCheckFailed":  # the key is held: answer with its job
+                    holder = reasons[0].get("Item") or self._db.get_item(
+                        TableName=self.table, Key=idempotency_key(envelope.queue, key), ConsistentRead=True).get("Item")
+                    if holder is None:
+                        continue  # it expired and went meanwhile: claim it again
+                    return _str(holder, "job_id") or envelope.id, False
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return envelope.id, False  # the job id is retained: not a new job (and the key was not claimed)
+            # cancelled for a conflict with another transaction on the same key: again, after a pause
+            time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1.0))
+        raise RuntimeError(f"idempotency key {key!r}: the transaction kept conflicting with others")
 
     def release_key(self, envelope: Envelope) -> None:
         """Drop the idempotency key ``envelope`` claimed (its job was not sent after all)."""
