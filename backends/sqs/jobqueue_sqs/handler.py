@@ -44,6 +44,8 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobq
 
 #: a backoff is set by visibility only while it stays this far inside SQS's 12-hour limit
 VISIBILITY_MARGIN = 600
+#: seconds a read of a queue's pause flag is trusted (a paused queue's mapping takes longer than that to stop on AWS)
+PAUSE_FRESH = 1.0
 
 
 class NotDone(Exception):
@@ -100,6 +102,8 @@ class SQSWorker:
         self.runner = JobRunner(backend.app)
         self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._stop = False
+        #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
+        self._running_seen: dict[str, float] = {}
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Process one SQS event; returns ``{"batchItemFailures": [...]}``. A maintenance event runs :meth:`maintain`."""
@@ -242,13 +246,22 @@ class SQSWorker:
             self.backend.transport.resend(envelope.queue, record.body, min(wait, MAX_DELAY_SECONDS), envelope.id)
             logger.info("not due for %ss: sent again with a delay (a hop)", wait)
             return "hopped"
-        if self.backend.is_paused(envelope.queue):
+        if self._is_paused(envelope.queue):
             raise NotStarted(f"queue {envelope.queue!r} is paused")
         lease_until = now + min(remaining_ms / 1000.0, self.backend.settings.visibility_timeout)
         claimed = store.claim(row, now, lease_until)
         if claimed is None:
             return None
         return self._run(record, envelope, claimed)
+
+    def _is_paused(self, queue: str) -> bool:
+        """The queue's pause flag; "not paused" is trusted for PAUSE_FRESH seconds, "paused" is read again every time."""
+        if time.monotonic() - self._running_seen.get(queue, -PAUSE_FRESH - 1) <= PAUSE_FRESH:
+            return False
+        if self.backend.is_paused(queue):
+            return True
+        self._running_seen[queue] = time.monotonic()
+        return False
 
     def _run(self, record: SQSRecord, envelope: Envelope, claimed: JobRow) -> str:
         attempt = envelope.model_copy(update={"attempt": claimed.starts})
