@@ -43,6 +43,10 @@ class RedisSettings:
     ack_retry_for: float = 60.0
     #: seconds health stays ``degraded`` after a job ran inline because Redis was away
     degraded_for: float = 60.0
+    #: seconds between a worker's looks for workflow steps a crash left half done (``app.workflows.recover``)
+    recover_every: float = 5.0
+    #: seconds a follow-up or an unlinked child must have waited before recovery takes it for a crash's leftover
+    recover_after: float = 30.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> RedisSettings:
@@ -77,9 +81,11 @@ class RedisSettings:
             raise ConfigurationError(f"Redis URL must start with redis://, rediss:// or unix://, not {_redact(self.url)!r}")
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigurationError(f"JOBQUEUE_PREFIX {self.prefix!r} must be non-empty, without braces or spaces")
-        for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll"):
+        for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll", "recover_every"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"Redis option {name} must be > 0, not {getattr(self, name)!r}")
+        if self.recover_after < 0:
+            raise ConfigurationError(f"Redis option recover_after must be >= 0, not {self.recover_after!r}")
         if self.block >= self.socket_timeout:
             raise ConfigurationError("Redis option block must be shorter than socket_timeout")
 

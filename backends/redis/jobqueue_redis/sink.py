@@ -34,13 +34,14 @@ class AckBatcher:
     def __init__(self, backend: RedisBackend, retry_for: float) -> None:
         self.backend = backend
         self.retry_for = retry_for
-        self._queue: queue_module.SimpleQueue[tuple[Envelope, str, Outcome, Future[bool]] | None] = queue_module.SimpleQueue()
+        self._queue: queue_module.SimpleQueue[tuple[Envelope, str, Outcome, Future[int]] | None] = queue_module.SimpleQueue()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobqueue-acks", daemon=True)
         self._thread.start()
 
-    def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
-        future: Future[bool] = Future()
+    def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> int:
+        """Queue an outcome and wait until its batch is recorded; answers as :meth:`RedisBackend.finish_many`."""
+        future: Future[int] = Future()
         self._queue.put((envelope, token, outcome, future))
         return future.result()
 
@@ -79,7 +80,7 @@ class AckBatcher:
                     if late is not None:
                         self._flush([late])
 
-    def _flush(self, batch: list[tuple[Envelope, str, Outcome, Future[bool]]]) -> None:
+    def _flush(self, batch: list[tuple[Envelope, str, Outcome, Future[int]]]) -> None:
         deadline = time.monotonic() + self.retry_for
         pause = 0.05
         while True:
@@ -168,10 +169,13 @@ class WorkerSink:
             return False
         try:
             if self.acks is not None:
-                return self.acks.finish(envelope, token, outcome)
-            return self.backend.finish(envelope, token, outcome)
+                answer = self.acks.finish(envelope, token, outcome)
+            else:
+                answer = self.backend.finish_many([(envelope, token, outcome)])[0]
         finally:
             with self._lock:
                 if self._tokens.get(key) == token:
                     del self._tokens[key]
                 self._lost.discard(key)
+        self.backend.after_finish(envelope, outcome, answer)  # the ack is applied: tell dependents and group
+        return bool(answer)
