@@ -22,7 +22,7 @@ logger = logging.getLogger("jobqueue.memory")
 
 
 class _StoreSink:
-    """What a running attempt writes to: the store. ``on_finish`` is told of every outcome it kept."""
+    """What a running attempt writes to: the store. ``on_finish`` is told of every outcome kept, after its hooks."""
 
     def __init__(self, store: MemoryStore, on_finish: Callable[[JobRef], None] | None = None) -> None:
         self.store = store
@@ -35,10 +35,11 @@ class _StoreSink:
         return self.store.is_cancel_requested(envelope)
 
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
-        kept = self.store.finish(envelope, outcome)
-        if kept and self.on_finish is not None:
+        return self.store.finish(envelope, outcome)
+
+    def after_finish(self, envelope: Envelope) -> None:
+        if self.on_finish is not None:
             self.on_finish(envelope.ref)
-        return kept
 
 
 class InProcessBackend(Backend):
