@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from jobqueue import telemetry
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
-from jobqueue.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
+from jobqueue.errors import ConfigurationError, InvalidPayload, JobNotFound, PayloadTooLarge
 from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
 from jobqueue.redaction import redact, secret_paths_of
 from jobqueue.refs import JobRef
@@ -174,7 +174,7 @@ class JobDefinition(Generic[R]):
             elif isinstance(parent, str):
                 status = self.app.get(parent)
                 if status is None:
-                    raise ConfigurationError(f"_depends_on: no job with id {parent!r} is known (give its handle to name its queue)")
+                    raise JobNotFound(f"_depends_on: no job with id {parent!r} is known (never enqueued, or no longer retained)")
                 ref = JobRef(queue=status.queue, id=parent)
             elif isinstance(getattr(parent, "id", None), str) and isinstance(getattr(parent, "queue", None), str):
                 ref = JobRef(queue=parent.queue, id=parent.id)

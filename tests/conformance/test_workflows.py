@@ -128,7 +128,7 @@ def test_empty_group_runs_its_callback(harness: Harness, wf: WorkflowJobs) -> No
 
 @requires(Capability.GROUPS)
 def test_starting_a_group_twice_with_its_id_is_one_group(harness: Harness, wf: WorkflowJobs) -> None:
-    make = lambda: wf.app.group([wf.value.s(value=i) for i in range(3)]).then(wf.summary.s(tag="once"))  # noqa: E731
+    make = lambda: wf.app.group([wf.value.s(value=i) for i in range(3)]).then(wf.summary.s(tag="once"))
     make().enqueue(group_id="g-fixed")
     make().enqueue(group_id="g-fixed")
     settle(harness, wf)
