@@ -24,7 +24,7 @@ from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
 from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, run_pipeline
 from jobqueue_redis.settings import RedisSettings
-from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, RedisWorkflowStore, encode_ref
+from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, RedisWorkflowStore, encode_ref
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -337,12 +337,12 @@ class RedisBackend(Backend):
         except Exception:
             logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", job)
 
-    def after_finish(self, envelope: Envelope, outcome: Outcome, answer: int) -> None:
+    def follow_up_attempt(self, envelope: Envelope, outcome: Outcome, answer: int) -> None:
         """Run the follow-up of an attempt whose outcome ``finish.lua`` recorded with ``answer``, if it left one.
 
         The follow-up is built from the attempt (a delayed outcome ends a job only when it was cancelled).
         """
-        if answer not in (FOLLOW_UP, FOLLOW_UP_GROUP):
+        if answer not in FOLLOW_UPS:
             return
         state = JobState.CANCELLED if outcome.state is JobState.DELAYED else outcome.state
         followup = Followup(envelope=envelope, end=end_of(state, outcome.error, outcome.result))
@@ -405,13 +405,13 @@ class RedisBackend(Backend):
         """Record an attempt's outcome if ``token`` still holds the lease (then run the job's follow-up, if any)."""
         args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue))
         answer = int(self._run(self.scripts.finish, envelope.queue, args))
-        self.after_finish(envelope, outcome, answer)
+        self.follow_up_attempt(envelope, outcome, answer)
         return bool(answer)
 
     def finish_many(self, items: Sequence[tuple[Envelope, str, Outcome]]) -> list[int]:
         """Record many outcomes in one pipeline: per attempt 0 (lease lost, nothing written), 1 (written), or
         :data:`FOLLOW_UP` / :data:`FOLLOW_UP_GROUP` (written, and the job ended with a follow-up, which the caller
-        runs with :meth:`after_finish` once it no longer holds the lease)."""
+        runs with :meth:`follow_up_attempt` once the ack is applied and it no longer holds the lease)."""
         now = self._now()
         calls = [
             (self.scripts.finish, self.keys(env.queue).base, finish_args(env.id, token, now, env, outcome, self.retention(env.queue)))

@@ -13,6 +13,7 @@ from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.runner import Outcome
 from jobqueue_redis.connection import TRANSIENT
+from jobqueue_redis.workflows import FOLLOW_UPS
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend
@@ -113,6 +114,8 @@ class WorkerSink:
         self.acks = acks
         self._tokens: dict[Key, str] = {}
         self._lost: set[Key] = set()
+        #: attempts whose recorded outcome ended the job with a follow-up, until after_finish runs it
+        self._ended: dict[Key, tuple[Outcome, int]] = {}
         self._lock = threading.Lock()
 
     def hold(self, envelope: Envelope, token: str) -> None:
@@ -177,5 +180,15 @@ class WorkerSink:
                 if self._tokens.get(key) == token:
                     del self._tokens[key]
                 self._lost.discard(key)
-        self.backend.after_finish(envelope, outcome, answer)  # the ack is applied: tell dependents and group
+        if answer in FOLLOW_UPS:
+            with self._lock:
+                self._ended[key] = (outcome, answer)
         return bool(answer)
+
+    def after_finish(self, envelope: Envelope) -> None:
+        """Called by the runner once the outcome is kept and the job's hooks fired: the ack that ended the job
+        is applied, so tell its dependents and group now (a crash before this leaves the follow-up to recovery)."""
+        with self._lock:
+            ended = self._ended.pop((envelope.queue, envelope.id), None)
+        if ended is not None:
+            self.backend.follow_up_attempt(envelope, *ended)

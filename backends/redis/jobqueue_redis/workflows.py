@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 FOLLOW_UP = 2
 #: ... or it is a group member without dependents (none can come later: a parent's end is frozen)
 FOLLOW_UP_GROUP = 3
+FOLLOW_UPS = (FOLLOW_UP, FOLLOW_UP_GROUP)
 
 
 def encode_ref(ref: JobRef) -> str:
