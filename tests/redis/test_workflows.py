@@ -134,6 +134,36 @@ def test_a_follow_up_outlives_the_retention_of_its_job(app: JobQueue, monkeypatc
     assert child.status().state is JobState.COMPLETED
 
 
+def test_a_follow_up_left_by_a_failure_waits_while_the_job_is_retried(app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parent fails, its follow-up is cut short, someone retries it: its next end decides, not the stale one."""
+    outcomes = ["boom", "fine"]
+
+    def flaky(payload: Tag) -> str:
+        outcome = outcomes.pop(0)
+        if outcome == "boom":
+            raise RuntimeError(outcome)
+        return outcome
+
+    parent = app.job(name="flaky", queue="c")(flaky).enqueue()
+    child = app.job(name="after", queue="k")(lambda payload: None).enqueue(_depends_on=[parent])
+    real = app.workflows.after_end
+
+    def crash(followup: object) -> None:
+        raise ConnectionError("the process died between the steps")
+
+    monkeypatch.setattr(app.workflows, "after_end", crash)
+    _backend(app).drain(["c"])
+    assert parent.status().state is JobState.FAILED
+    assert app.retry(parent.id, "c")
+    store = _backend(app).workflow_store()
+    assert store.pending_followups("c", older_than=0) == []  # not finished: nothing to tell yet
+    monkeypatch.setattr(app.workflows, "after_end", real)
+    _backend(app).drain(["c"])
+    assert parent.status().state is JobState.COMPLETED
+    _backend(app).drain(["k"])
+    assert child.status().state is JobState.COMPLETED
+
+
 def test_cancelling_a_waiting_child_cancels_its_own_child(app: JobQueue) -> None:
     app.pause("p")
     work = app.job(name="work", queue="p")(lambda payload: None)

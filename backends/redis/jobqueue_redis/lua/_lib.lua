@@ -167,11 +167,14 @@ local function expired(key, id, rules, now)
   return false
 end
 
--- what workflow steps read of a job: env, state, error, result, attempt (from its hash, or from the copy
--- drop() kept for a pending follow-up); state is false for a job not stored
-local function record_of(id)
-  local f = redis.call('HMGET', jk(id), 'env', 'state', 'error', 'result', 'attempt')
-  if not f[2] then f = redis.call('HMGET', kept_key(id), 'env', 'state', 'error', 'result', 'attempt') end
+-- what workflow steps read of a job: env, state, error, result, attempt; from its hash, or from the copy drop()
+-- kept for a pending follow-up (first, with kept_first: a job stored again under the id is not the one that
+-- ended); state is false for a job not stored
+local function record_of(id, kept_first)
+  local first, second = jk(id), kept_key(id)
+  if kept_first then first, second = second, first end
+  local f = redis.call('HMGET', first, 'env', 'state', 'error', 'result', 'attempt')
+  if not f[2] then f = redis.call('HMGET', second, 'env', 'state', 'error', 'result', 'attempt') end
   return f
 end
 

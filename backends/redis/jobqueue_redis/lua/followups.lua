@@ -5,11 +5,12 @@
 -- ARGV[1] = 'clear', id: forget it (and the record drop() kept for it)
 local op = ARGV[1]
 local function entry(id, out)
-  local f = record_of(id)
+  local f = record_of(id, true)
   if not f[2] or not f[1] then
     redis.call('ZREM', FOLLOWUPS, id)  -- nothing left to build it from
     return
   end
+  if not is_finished(f[2]) then return end  -- retried since: its next end records the follow-up again
   out[#out + 1] = id
   for i = 1, 5 do out[#out + 1] = f[i] or '' end
 end

@@ -3,8 +3,8 @@
 -- Returns {} once remembered; {'missing'} for a parent not stored; {state, error json, result json} if it ended.
 local id = ARGV[1]
 local key = jk(id)
-if redis.call('EXISTS', key) == 1 and expired(key, id, parse_retention(ARGV[4]), tonumber(ARGV[3])) then
-  return {'missing'}
+if redis.call('EXISTS', key) == 1 then
+  expired(key, id, parse_retention(ARGV[4]), tonumber(ARGV[3]))  -- past its age: gone, unless a follow-up keeps it
 end
 local f = record_of(id)
 if not f[2] then return {'missing'} end

@@ -22,5 +22,5 @@ redis.call('HSET', key, 'error', ARGV[4])
 local state = 'failed'
 if ARGV[3] == 'cancelled' then state = 'cancelled' end
 if not finish_job(id, state, now_s, parse_retention(ARGV[6])) then return {'ended'} end
-local f = record_of(id)
+local f = record_of(id)  -- ended just now (retention may have moved it to fu:<id> already)
 return {'followup', f[1], f[2], f[3] or '', f[4] or '', f[5] or ''}
