@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from jobqueue.backends.base import Backend
+from jobqueue.backends.base import Backend, Capability
 from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable, UnsupportedEnvelope
 from jobqueue.runner import Outcome, error_info
@@ -45,6 +45,10 @@ class RedisBackend(Backend):
     """
 
     name: ClassVar[str] = "redis"
+    # workflows (issue 7) are being built; until then they are declared lacking, so enqueue refuses them clearly
+    lacks: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.DEPENDENCIES, Capability.GROUPS, Capability.IDEMPOTENCY_KEY, Capability.CONCURRENCY_KEY}
+    )
 
     def __init__(
         self,

@@ -37,7 +37,11 @@ class SQSBackend(Backend):
     """
 
     name: ClassVar[str] = "sqs"
-    lacks: ClassVar[frozenset[Capability]] = frozenset({Capability.PRIORITY, Capability.RATE_LIMIT, Capability.RETENTION_COUNT})
+    # workflows (issue 7) are being built; until then they are declared lacking, so enqueue refuses them clearly
+    lacks: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.PRIORITY, Capability.RATE_LIMIT, Capability.RETENTION_COUNT,
+        Capability.DEPENDENCIES, Capability.GROUPS, Capability.IDEMPOTENCY_KEY, Capability.CONCURRENCY_KEY,
+    })
     time_resolution: ClassVar[float] = 1.0
 
     def __init__(self, *, settings: SQSSettings | None = None, session: Any = None, sqs_client: Any = None,
