@@ -93,7 +93,7 @@ def resolve(spec: Any, tag: str) -> str:
     return spec  # type: ignore[no-any-return]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(records=st.lists(record_spec, min_size=1, max_size=5), remaining=st.sampled_from([60_000, 60_000, 60_000, 4_000, 50]))
 def test_handler_never_raises_and_reports_done_only_what_is_done(app: JobQueue, records: list[Any], remaining: int) -> None:
     tag = uuid.uuid4().hex[:10]
@@ -141,7 +141,7 @@ def test_handler_never_raises_and_reports_done_only_what_is_done(app: JobQueue, 
             assert text in dead or row.in_dlq, f"failed and reported done, but not copied to the DLQ: {text[:300]}"
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(poison=st.lists(st.one_of(sqs_text, json_value.map(json.dumps)).filter(lambda t: not _is_envelope(t)), min_size=1, max_size=5))
 def test_poison_bodies_all_go_to_the_dlq_and_are_reported_done(app: JobQueue, poison: list[str]) -> None:
     tag = uuid.uuid4().hex[:10]
