@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from jobqueue import telemetry
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
@@ -188,7 +189,12 @@ class JobDefinition(Generic[R]):
         """The payload as JSON data, within the size and nesting bounds every backend can carry."""
         if model is None:
             return {}
-        text = model.model_dump_json()
+        try:
+            text = model.model_dump_json()
+        except PydanticSerializationError as exc:  # nested past pydantic's own depth limit, or a value JSON cannot hold
+            if "depth" in str(exc):
+                raise PayloadTooLarge(self.name, f"payload nests deeper than {MAX_ENVELOPE_DEPTH - 2} levels") from None
+            raise InvalidPayload(self.name, [], f"payload is not JSON-serialisable: {exc}") from None
         size = len(text.encode("utf-8"))
         limit = self.app.settings.max_payload_bytes
         if size > limit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -82,10 +83,11 @@ class RedisSettings:
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigurationError(f"JOBQUEUE_PREFIX {self.prefix!r} must be non-empty, without braces or spaces")
         for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll", "recover_every"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"Redis option {name} must be > 0, not {getattr(self, name)!r}")
-        if self.recover_after < 0:
-            raise ConfigurationError(f"Redis option recover_after must be >= 0, not {self.recover_after!r}")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):  # NaN fails the first test
+                raise ConfigurationError(f"Redis option {name} must be a finite number > 0, not {getattr(self, name)!r}")
+        for name in ("retry_for", "ack_retry_for", "degraded_for", "recover_after"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigurationError(f"Redis option {name} must be a finite number >= 0, not {getattr(self, name)!r}")
         if self.block >= self.socket_timeout:
             raise ConfigurationError("Redis option block must be shorter than socket_timeout")
 
@@ -124,9 +126,12 @@ def _convert(variable: str, raw: str, kind: Any) -> Any:
             return False
         raise ConfigurationError(f"{variable}={raw!r}: expected true or false")
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{variable}={raw!r}: expected a number of seconds") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number of seconds")
+    return value
 
 
 def _redact(url: str) -> str:
