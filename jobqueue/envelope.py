@@ -91,6 +91,10 @@ def decode_envelope(raw: str | bytes | dict[str, Any]) -> Envelope:
             raise UnsupportedEnvelope(f"message body is not UTF-8: {exc}") from None
     if isinstance(raw, str):
         try:
+            raw.encode("utf-8")  # text decoded with surrogateescape from bytes that were not UTF-8
+        except UnicodeEncodeError as exc:
+            raise UnsupportedEnvelope(f"message body is not UTF-8: {exc}") from None
+        try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise UnsupportedEnvelope(f"message body is not JSON: {str(exc)[:200]}") from None

@@ -12,10 +12,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from jobqueue import telemetry
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
-from jobqueue.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
+from jobqueue.errors import ConfigurationError, InvalidPayload, JobNotFound, PayloadTooLarge
 from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
 from jobqueue.redaction import redact, secret_paths_of
 from jobqueue.refs import JobRef
@@ -174,7 +175,7 @@ class JobDefinition(Generic[R]):
             elif isinstance(parent, str):
                 status = self.app.get(parent)
                 if status is None:
-                    raise ConfigurationError(f"_depends_on: no job with id {parent!r} is known (give its handle to name its queue)")
+                    raise JobNotFound(f"_depends_on: no job with id {parent!r} is known (never enqueued, or no longer retained)")
                 ref = JobRef(queue=status.queue, id=parent)
             elif isinstance(getattr(parent, "id", None), str) and isinstance(getattr(parent, "queue", None), str):
                 ref = JobRef(queue=parent.queue, id=parent.id)
@@ -188,7 +189,12 @@ class JobDefinition(Generic[R]):
         """The payload as JSON data, within the size and nesting bounds every backend can carry."""
         if model is None:
             return {}
-        text = model.model_dump_json()
+        try:
+            text = model.model_dump_json()
+        except PydanticSerializationError as exc:  # nested past pydantic's own depth limit, or a value JSON cannot hold
+            if "depth" in str(exc):
+                raise PayloadTooLarge(self.name, f"payload nests deeper than {MAX_ENVELOPE_DEPTH - 2} levels") from None
+            raise InvalidPayload(self.name, [], f"payload is not JSON-serialisable: {exc}") from None
         size = len(text.encode("utf-8"))
         limit = self.app.settings.max_payload_bytes
         if size > limit:

@@ -47,7 +47,11 @@ class Outcome:
 
 
 class FinishingSink(AttemptSink, Protocol):
-    """A sink that also persists the outcome. ``finish`` returns False if the job was no longer ours."""
+    """A sink that also persists the outcome. ``finish`` returns False if the job was no longer ours.
+
+    A sink may also have ``after_finish(envelope)``: called once the outcome is kept and the hooks have
+    fired (the in-process backends tell dependents and groups there, so events keep their order).
+    """
 
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool: ...
 
@@ -171,6 +175,9 @@ class JobRunner:
             JobState.CANCELLED: "job_cancelled",
         }[outcome.state]
         self.app.hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))  # type: ignore[arg-type]
+        after_finish = getattr(sink, "after_finish", None)
+        if after_finish is not None:
+            after_finish(envelope)
         return outcome
 
     # -- synchronous and asynchronous entry points -------------------------------------------

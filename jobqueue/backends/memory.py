@@ -10,6 +10,7 @@ from jobqueue.backends.base import Backend
 from jobqueue.backends.memory_store import MemoryStore
 from jobqueue.backends.memory_workflows import MemoryWorkflowStore
 from jobqueue.envelope import Envelope
+from jobqueue.refs import JobRef
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
@@ -21,9 +22,9 @@ logger = logging.getLogger("jobqueue.memory")
 
 
 class _StoreSink:
-    """What a running attempt writes to: the store. ``on_finish`` is told of every outcome it kept."""
+    """What a running attempt writes to: the store. ``on_finish`` is told of every outcome kept, after its hooks."""
 
-    def __init__(self, store: MemoryStore, on_finish: Callable[[Envelope], None] | None = None) -> None:
+    def __init__(self, store: MemoryStore, on_finish: Callable[[JobRef], None] | None = None) -> None:
         self.store = store
         self.on_finish = on_finish
 
@@ -34,10 +35,11 @@ class _StoreSink:
         return self.store.is_cancel_requested(envelope)
 
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
-        kept = self.store.finish(envelope, outcome)
-        if kept and self.on_finish is not None:
-            self.on_finish(envelope)
-        return kept
+        return self.store.finish(envelope, outcome)
+
+    def after_finish(self, envelope: Envelope) -> None:
+        if self.on_finish is not None:
+            self.on_finish(envelope.ref)
 
 
 class InProcessBackend(Backend):
@@ -55,15 +57,15 @@ class InProcessBackend(Backend):
     def workflow_store(self) -> MemoryWorkflowStore:
         return self.workflows
 
-    def _follow_up(self, envelope: Envelope) -> None:
+    def _follow_up(self, job: JobRef) -> None:
         """Tell the dependents and group of a job that just ended (a no-op for a job without either)."""
-        followup = self.workflows.followup(envelope.ref)
+        followup = self.workflows.followup(job)
         if followup is None:
             return
         try:
             self.app.workflows.after_end(followup)
         except Exception:
-            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", envelope.id)
+            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", job)
 
     def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
         return self.store.get(job_id, queue)
@@ -89,7 +91,7 @@ class InProcessBackend(Backend):
         status = self.store.get(job_id, queue)
         cancelled = self.store.cancel(job_id, queue)
         if cancelled and status is not None:
-            self._follow_up(Envelope(id=job_id, name=status.name, queue=status.queue))
+            self._follow_up(JobRef(queue=status.queue, id=job_id))
         return cancelled
 
     def retry(self, job_id: str, queue: str | None = None) -> bool:

@@ -11,11 +11,11 @@ from jobqueue.backends.base import Capability
 from jobqueue.backends.memory import InProcessBackend
 from jobqueue.backends.memory_store import MemoryStore
 from jobqueue.backends.memory_workflows import MemoryWorkflowStore
-from jobqueue.refs import JobRef
-from jobqueue.workflows.store import Followup, JobEnd
 from jobqueue.envelope import Envelope
+from jobqueue.refs import JobRef
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt
+from jobqueue.workflows.store import Followup, JobEnd
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue

@@ -190,7 +190,11 @@ class WorkflowStore(ABC):
 
     @abstractmethod
     def pending_followups(self, queue: str, older_than: float, limit: int = 100) -> list[Followup]:
-        """Follow-ups of ``queue``'s jobs recorded more than ``older_than`` seconds ago and not cleared."""
+        """Follow-ups of ``queue``'s jobs recorded more than ``older_than`` seconds ago and not cleared.
+
+        A backend may move an entry's time to now when it hands it out (Redis does, for follow-ups and stale
+        children alike), so one entry that keeps failing cannot hide the rest behind ``limit``.
+        """
 
     @abstractmethod
     def clear_followup(self, job: JobRef) -> None:

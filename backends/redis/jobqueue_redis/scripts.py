@@ -10,7 +10,10 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-NAMES = ("enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause")
+NAMES = (
+    "enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
+    "link", "resolve", "parents", "followups", "group",
+)
 
 
 def _load(name: str) -> str:
@@ -58,6 +61,11 @@ class Scripts:
     stats: Script
     clean: Script
     pause: Script
+    link: Script
+    resolve: Script
+    parents: Script
+    followups: Script
+    group: Script
 
     def __init__(self) -> None:
         prelude = _load("_lib")

@@ -218,6 +218,9 @@ class Worker:
             ticker = start_ticker(self.app, self._stopping)  # fires schedules while this process leads; stops on stop
             if ticker is not None:
                 self._helpers.append(ticker)
+            recovery = threading.Thread(target=self._recover, name="jobqueue-recover", daemon=True)
+            recovery.start()
+            self._helpers.append(recovery)
 
     def _event_loop(self) -> _Loop:
         if self._loop is None:
@@ -302,7 +305,7 @@ class Worker:
             if claimed and room:
                 continue  # there may be more
             if burst:
-                if not claimed and not self.active_count:
+                if not claimed and not self.active_count and not self._follow_ups_left():
                     return
                 self._wake.wait(1.0)
                 continue
@@ -382,6 +385,26 @@ class Worker:
                         self.sink.mark_lost((name, job_id))
                 except TRANSIENT as exc:
                     logger.debug("heartbeat failed: %s", exc)
+
+    def _recover(self) -> None:
+        """Every few seconds, finish the workflow steps a crash left half done (follow-ups, unlinked children)."""
+        settings = self.backend.settings
+        while not self._stopping.wait(settings.recover_every):
+            try:
+                done = self.app.workflows.recover(self.queues, older_than=settings.recover_after)
+                if done:
+                    logger.warning("recovered %d workflow step(s) a crash or an error left half done", done)
+            except Exception:
+                logger.exception("workflow recovery failed; trying again in %gs", settings.recover_every)
+
+    def _follow_ups_left(self) -> bool:
+        """Before a burst ends: run follow-ups an error left behind (say, a dependent's queue was unreachable);
+        True if one ran, since it may have released work."""
+        try:
+            return self.backend.run_followups(self.queues) > 0
+        except (*TRANSIENT, RedisError):  # type: ignore[misc]
+            logger.warning("could not look for follow-ups left behind; recovery will run them", exc_info=True)
+            return False
 
     def _listen(self, name: str) -> None:
         """Block on the queue's wake-up list while there is room; wake the loop when work arrives."""

@@ -124,15 +124,30 @@ def _maintenance_event() -> dict[str, Any]:
     }}
 
 
-def _worker_policies(specs: list[QueueSpec]) -> list[Any]:
-    return [{"Statement": [
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                                       "dynamodb:BatchGetItem", "dynamodb:Query"], "Resource": _table_arns()},
-        {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-                                       "sqs:GetQueueUrl", "sqs:SendMessage"], "Resource": [_arn(f"{s.logical_id}Queue") for s in specs]},
-        {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
-         "Resource": [_arn(f"{s.logical_id}DeadLetterQueue") for s in specs]},
-    ]}]
+def _worker_role(specs: list[QueueSpec]) -> dict[str, Any]:
+    """The worker function's role, given explicitly: a function without one gets a role from SAM, and for
+    each SQS event SAM attaches AWSLambdaSQSQueueExecutionRole, which allows receiving and deleting the
+    messages of every queue in the account (``Resource: "*"``). This one reaches only the app's queues,
+    DLQs and table, plus the logs every function writes (AWSLambdaBasicExecutionRole)."""
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "jobqueue worker function: the app's queues, DLQs and job table only",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
+            ]},
+            "ManagedPolicyArns": [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")],
+            "Policies": [{"PolicyName": "jobqueue-worker", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                                               "dynamodb:BatchGetItem", "dynamodb:Query"], "Resource": _table_arns()},
+                {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                                               "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+                 "Resource": [_arn(f"{s.logical_id}Queue") for s in specs]},
+                {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                 "Resource": [_arn(f"{s.logical_id}DeadLetterQueue") for s in specs]},
+            ]}}],
+        },
+    }
 
 
 def _producer_policy(specs: list[QueueSpec]) -> dict[str, Any]:
@@ -164,6 +179,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
     resources: dict[str, Any] = {"JobsTable": _table()}
     for spec in specs:
         resources.update(_queue_resources(spec))
+    resources["WorkerRole"] = _worker_role(specs)
     resources["WorkerFunction"] = {
         "Type": "AWS::Serverless::Function",
         "Properties": {
@@ -184,7 +200,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
                 "POWERTOOLS_METRICS_NAMESPACE": _ref("MetricsNamespace"),
                 "POWERTOOLS_LOG_LEVEL": _ref("LogLevel"),
             }},
-            "Policies": _worker_policies(specs),
+            "Role": _arn("WorkerRole"),
             "Events": {**{f"{spec.logical_id}Messages": _event(spec) for spec in specs}, "Maintenance": _maintenance_event()},
         },
     }
