@@ -83,9 +83,12 @@ class _Sink:
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
         self.row = self.store.finish(envelope, outcome, self.clock.now())
         self.kept = self.row is not None
-        if self.row is not None and self.row.state.is_finished:
-            self.backend.follow_up(self.row)  # before the finish hooks and webhooks, which are told after this returns
         return self.kept
+
+    def after_finish(self, envelope: Envelope) -> None:
+        """Once the end is written and the job's hooks fired: tell its dependents and group (if it ended)."""
+        if self.row is not None and self.row.state.is_finished:
+            self.backend.follow_up(self.row)
 
 
 def _remaining_ms(context: Any) -> float:
