@@ -125,6 +125,44 @@ def test_cancelling_a_pending_parent_cancels_its_child(sqs_app: JobQueue) -> Non
     assert runs("p") == [] and runs("c") == []
 
 
+def test_recovery_links_again_only_what_a_crash_left_unlinked(sqs_app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children that merely wait for a pending parent are not stale: they never hide the one a crash left unlinked."""
+    parent, _ = parent_and_child(sqs_app)  # a child linked to a parent that has not run
+    ok = sqs_app.registry["ok"]
+
+    def crash(*args: object) -> None:
+        raise ConnectionError("the producer died after storing the child")
+
+    monkeypatch.setattr(sqs_app.workflows, "_link", crash)
+    with pytest.raises(ConnectionError):
+        ok.enqueue(value="u", _depends_on=[parent], _job_id="unlinked")
+    monkeypatch.undo()
+    store = sqs_app.backend.workflow_store()  # type: ignore[attr-defined]
+    assert [ref.id for ref in store.stale_children(QUEUE, 0)] == ["unlinked"]
+    assert sqs_app.workflows.recover([QUEUE], older_than=0) == 1
+    assert store.stale_children(QUEUE, 0) == [] and sqs_app.workflows.recover([QUEUE], older_than=0) == 0
+    handle(sqs_app, receive_event(sqs_app, QUEUE, 1))  # the parent runs and releases both children
+    assert failures(handle(sqs_app, receive_event(sqs_app, QUEUE, 2))) == []
+    assert sorted(v for job, v, _ in jobs_app.RUNS if job == "ok") == ["c", "p", "u"]
+
+
+def test_a_followup_that_keeps_failing_goes_to_the_back(sqs_app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent, child = parent_and_child(sqs_app)
+
+    def down(followup: object) -> None:
+        raise ConnectionError("DynamoDB throttled the follow-up")
+
+    monkeypatch.setattr(sqs_app.workflows, "after_end", down)
+    handle(sqs_app, receive_event(sqs_app, QUEUE, 1))
+    monkeypatch.undo()
+    store = sqs_app.backend.workflow_store()  # type: ignore[attr-defined]
+    before = item(sqs_app, parent.id)["followup_at"]
+    assert [f.envelope.id for f in store.pending_followups(QUEUE, 0)] == [parent.id]
+    assert float(item(sqs_app, parent.id)["followup_at"]["N"]) > float(before["N"])  # handed out: moved to the back
+    assert sqs_app.workflows.recover([QUEUE], older_than=0) == 1
+    assert child.status().state is JobState.WAITING
+
+
 # -- what each step costs ------------------------------------------------------------------------------
 
 
@@ -195,7 +233,7 @@ def test_requests_per_workflow_step(sqs_app: JobQueue, capsys: pytest.CaptureFix
         print("\nAWS requests per workflow step (DynamoDB writes in brackets):")
         for name, counts in table.items():
             print(f"  {name}: {sum(counts.values())} [{writes(counts)}]  {dict(sorted(counts.items()))}")
-    assert writes(table["enqueue a child of a pending parent"]) == 2  # the child's item + link on the parent
+    assert writes(table["enqueue a child of a pending parent"]) == 3  # the child's item, link on the parent, "linked" on the child
     assert "sqs.SendMessage" not in table["enqueue a child of a pending parent"]
     assert writes(table["run a parent with one child (end, follow-up, release, send)"]) <= 5  # claim, finish, release, mark, clear
     assert table["run a parent with one child (end, follow-up, release, send)"]["sqs.SendMessage"] == 1

@@ -8,7 +8,7 @@ never both run an attempt: the condition, not the message id, decides.
 Workflows (see workflows.py) add a few attributes to a job's item: ``fq`` (the job's queue, set while it
 has workflow duties: dependents or a group), ``followup_at`` (set by every write that ends a job; with
 ``fq`` it puts the item in the sparse ``by_followup`` index, so only jobs with duties are indexed),
-``deps`` (its dependents), ``waiting_on``/``resolved`` (a child's parents) and ``unsent`` (a released
+``deps`` (its dependents), ``waiting_on``/``nparents``/``resolved``/``noted`` (a child's parents) and ``unsent`` (a released
 child whose message may not have gone out yet).
 """
 
@@ -202,6 +202,11 @@ class JobRow:
         return set(self.item.get("resolved", {}).get("SS", []))
 
     @property
+    def noted(self) -> set[str]:
+        """Parents linked to this child or resolved for it (a parent in neither is what recovery links again)."""
+        return set(self.item.get("noted", {}).get("SS", []))
+
+    @property
     def waiting_on(self) -> int:
         return int(_num(self.item, "waiting_on") or 0)
 
@@ -311,7 +316,7 @@ class JobStore:
         if envelope.not_before is not None:
             item["not_before"] = _n(envelope.not_before)
         if state is JobState.WAITING_CHILDREN:
-            item["waiting_on"] = _n(len(envelope.depends_on))
+            item["waiting_on"] = item["nparents"] = _n(len(envelope.depends_on))
         if envelope.group is not None:
             item["fq"] = _s(envelope.queue)  # a group member: its end is told to the group (see workflows.py)
         return item

@@ -65,6 +65,8 @@ RECORD_BUDGET = MAX_ITEM_BYTES - 8 * 1024
 DEPENDENTS_CACHE = 4096
 #: group sizes remembered (a group's size never changes)
 SIZES_CACHE = 1024
+#: index pages stale_children reads at most per call (children that merely wait are read and filtered out)
+STALE_PAGES = 10
 _FINISHED = {":completed": {"S": "completed"}, ":failed": {"S": "failed"}, ":cancelled": {"S": "cancelled"}}
 _NOT_FINISHED = "NOT (#state IN (:completed, :failed, :cancelled))"
 
@@ -198,6 +200,9 @@ class DynamoWorkflowStore(WorkflowStore):
                 if row.state in FINISHED_STATES:
                     return row.end()
                 continue  # it changed between the write and the read: try again
+            # the parent will tell the child: recovery need not link it again (a crash before this mark: it does, harmlessly)
+            self.store.update_if(job_key(child.queue, child.id), "ADD noted :parent", "attribute_exists(pk)", None,
+                                 {":parent": {"SS": [ref_token(parent)]}})
             return None
         raise RuntimeError(f"job {parent}: its item kept changing while {child} was linked to it")
 
@@ -233,7 +238,7 @@ class DynamoWorkflowStore(WorkflowStore):
 
     def _note(self, row: JobRow, token: str, now: float) -> Item | None:
         condition, values = self._seen(row, token)
-        return self.store.update_if(job_key(row.queue, row.id), "SET waiting_on = :left, updated_at = :now ADD resolved :tokens",
+        return self.store.update_if(job_key(row.queue, row.id), "SET waiting_on = :left, updated_at = :now ADD resolved :tokens, noted :tokens",
                                     condition, {"#state": "state"}, {**values, ":left": _n(row.waiting_on - 1), ":now": _n(now)})
 
     def _release(self, row: JobRow, token: str, now: float) -> JobRow | None:
@@ -243,7 +248,7 @@ class DynamoWorkflowStore(WorkflowStore):
         item = self.store.update_if(
             job_key(row.queue, row.id),
             "SET #state = :state, qstate = :qs, waiting_on = :zero, unsent = :true, fq = :q, followup_at = :now, updated_at = :now "
-            "ADD resolved :tokens",
+            "ADD resolved :tokens, noted :tokens",
             condition, {"#state": "state"},
             {**values, ":state": _s(state.value), ":qs": _s(f"{row.queue}#{state.value}"), ":zero": _n(0), ":true": {"BOOL": True},
              ":q": _s(row.queue), ":now": _n(now)},
@@ -262,7 +267,7 @@ class DynamoWorkflowStore(WorkflowStore):
             sets += ", #exp = :exp"
             names["#exp"] = TTL_ATTRIBUTE
             values[":exp"] = _n(expires)
-        item = self.store.update_if(job_key(row.queue, row.id), sets + " ADD resolved :tokens", "#state = :wc", names, values)
+        item = self.store.update_if(job_key(row.queue, row.id), sets + " ADD resolved :tokens, noted :tokens", "#state = :wc", names, values)
         return None if item is None else JobRow(item)
 
     def send_released(self, envelope: Envelope) -> None:
@@ -286,20 +291,31 @@ class DynamoWorkflowStore(WorkflowStore):
         return [ref_of(token) for token in sorted((item or {}).get("deps", {}).get("SS", []))]
 
     def unresolved_parents(self, child: JobRef) -> list[JobRef]:
+        """The parents whose end ``child`` has not noted *and* that were not linked to it (a linked parent tells the
+        child itself, through its own follow-up): so recovery links again only what a crash left unlinked."""
         row = self._row(child)
         if row is None or row.state is not JobState.WAITING_CHILDREN:
             return []
-        resolved = row.resolved
-        return [p for p in row.envelope().depends_on if ref_token(p) not in resolved]
+        noted = row.noted | row.resolved
+        return [p for p in row.envelope().depends_on if ref_token(p) not in noted]
 
     def stale_children(self, queue: str, older_than: float, limit: int = 100) -> list[JobRef]:
-        answer = self._db.query(
-            TableName=self.table, IndexName=STATE_INDEX, KeyConditionExpression="qstate = :qs AND #sort <= :before",
-            ExpressionAttributeNames={"#sort": "sort", "#id": "id"}, ProjectionExpression="#id",
-            ExpressionAttributeValues={":qs": _s(f"{queue}#{JobState.WAITING_CHILDREN.value}"), ":before": _n(self._now() - older_than)},
-            Limit=limit,
-        )
-        return [JobRef(queue=queue, id=item["id"]["S"]) for item in answer.get("Items", [])]
+        """Children in waiting-children for longer than ``older_than`` with a parent neither linked nor resolved:
+        children that merely wait for their parents are filtered out, so they never hide the ones to recover."""
+        found: list[JobRef] = []
+        request: dict[str, Any] = {
+            "TableName": self.table, "IndexName": STATE_INDEX, "KeyConditionExpression": "qstate = :qs AND #sort <= :before",
+            "FilterExpression": "attribute_not_exists(noted) OR size(noted) < nparents",
+            "ExpressionAttributeNames": {"#sort": "sort", "#id": "id"}, "ProjectionExpression": "#id", "Limit": max(limit, 100),
+            "ExpressionAttributeValues": {":qs": _s(f"{queue}#{JobState.WAITING_CHILDREN.value}"), ":before": _n(self._now() - older_than)},
+        }
+        for _ in range(STALE_PAGES):
+            answer = self._db.query(**request)
+            found.extend(JobRef(queue=queue, id=item["id"]["S"]) for item in answer.get("Items", []))
+            if len(found) >= limit or not answer.get("LastEvaluatedKey"):
+                break
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found[:limit]
 
     # -- groups ---------------------------------------------------------------------------------------
 
@@ -432,7 +448,8 @@ class DynamoWorkflowStore(WorkflowStore):
     # -- recovery ------------------------------------------------------------------------------------
 
     def pending_followups(self, queue: str, older_than: float, limit: int = 100) -> list[Followup]:
-        """Follow-ups older than ``older_than`` seconds; released children found unsent on the way are sent again."""
+        """Follow-ups older than ``older_than`` seconds, each moved to the back of the index as it is handed out;
+        released children found unsent on the way are sent again."""
         answer = self._db.query(
             TableName=self.table, IndexName=FOLLOWUP_INDEX, KeyConditionExpression="fq = :q AND followup_at <= :before",
             ExpressionAttributeValues={":q": _s(queue), ":before": _n(self._now() - older_than)}, Limit=limit,
@@ -445,7 +462,10 @@ class DynamoWorkflowStore(WorkflowStore):
                 continue  # done meanwhile (the index lags)
             found = self.followup_of(row)
             if found is not None:
-                followups.append(found)
+                # to the back of the index: one follow-up that keeps failing cannot hide the others behind ``limit``
+                if self.store.update_if(job_key(row.queue, row.id), "SET followup_at = :now", "followup_at = :seen", None,
+                                        {":now": _n(self._now()), ":seen": row.item["followup_at"]}) is not None:
+                    followups.append(found)
             elif row.unsent and row.state in (JobState.WAITING, JobState.DELAYED):
                 logger.warning("job %s was released but its message may not have been sent: sending it", row.id)
                 self.send_released(row.envelope())
