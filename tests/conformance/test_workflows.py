@@ -273,3 +273,20 @@ def test_group_of_ten_thousand_members(harness: Harness, wf: WorkflowJobs) -> No
     assert (tally.completed, tally.size) == (size, size)
     result = group.callback.status().result
     assert result["members"] == size and len(result["results"]) == size and result["failed"] == []
+
+
+@requires(Capability.GROUPS)
+def test_group_of_a_hundred_and_fifty_members_on_the_stand_ins(harness: Harness, wf: WorkflowJobs) -> None:
+    """Where the 10,000-member case is too slow to run (fakeredis, moto), a group that still spans several
+    pages of the tally (SQS counts members in chunks of 100) and a failed member."""
+    if harness.runs_size_cases:
+        pytest.skip(f"{harness.name} runs the 10,000-member case")
+    size = 150
+    members = [wf.count.s(value=i) for i in range(size - 1)] + [wf.boom.s(value="last")]
+    group = wf.app.group(members).then(wf.summary.s(tag="mid")).enqueue()
+    settle(harness, wf)
+    tally = group.tally()
+    assert (tally.completed, tally.failed, tally.size) == (size - 1, 1, size)
+    result = group.callback.status().result
+    assert result["members"] == size and len(result["results"]) == size - 1
+    assert result["failed"] == [f"{group.id}.{size - 1}"]
