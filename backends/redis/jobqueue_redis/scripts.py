@@ -12,6 +12,31 @@ from redis.exceptions import NoScriptError, ResponseError
 
 NAMES = ("enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause")
 
+#: how many ARGV items one finish.lua call takes (the cycle script slices its ARGV by it)
+FINISH_ARGC = 10
+
+# The worker's hot path: record a batch of outcomes and claim the next jobs of one queue in one round trip.
+# Composed from finish.lua and claim.lua unchanged, each wrapped as a function whose ARGV parameter shadows
+# the script's (a change to either script is picked up here). ARGV: n, then n x FINISH_ARGC finish arguments,
+# then claim.lua's arguments (none: claim nothing). Returns {finish results, claim reply or false}.
+_CYCLE = """
+local function finish_one(ARGV)
+{finish}
+end
+local function claim_some(ARGV)
+{claim}
+end
+local n = tonumber(ARGV[1])
+local done = {{}}
+local at = 2
+for j = 1, n do
+  done[j] = finish_one({{unpack(ARGV, at, at + {argc} - 1)}})
+  at = at + {argc}
+end
+if at > #ARGV then return {{done, false}} end
+return {{done, claim_some({{unpack(ARGV, at, #ARGV)}})}}
+"""
+
 
 def _load(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
@@ -58,12 +83,15 @@ class Scripts:
     stats: Script
     clean: Script
     pause: Script
+    cycle: Script
 
     def __init__(self) -> None:
         prelude = _load("_lib")
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
         self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
+        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=FINISH_ARGC)
+        self._all.append(Script("cycle", prelude + "\n" + cycle))
         for script in self._all:
             setattr(self, script.name, script)
 
