@@ -59,7 +59,8 @@ _JQ = ("{bin}/jobqueue", "--app", "bench.peers.jobqueue_peer:app", "worker")
 SETUPS: dict[str, Setup] = {
     s.name: s
     for s in [
-        Setup("jobqueue", "jobqueue", _JQ, "default", default_note="`jobqueue worker` (concurrency 10)"),
+        Setup("jobqueue", "jobqueue", _JQ, (*_JQ, "--processes", "1"),
+              default_note="`jobqueue worker` (one process per core, concurrency 10 each)", c10_note="`--processes 1`"),
         Setup("rq", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "bench"), None,
               default_note="`rq worker` (forks a work horse per job)", note="no in-process concurrency"),
         Setup("rq-simple", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "-w", "rq.worker.SimpleWorker", "bench"), None,

@@ -100,6 +100,7 @@ class Worker:
         self._outbox: list[tuple[Envelope, str, Outcome]] = []  # ran, outcome not recorded yet
         self._outbox_since = 0.0
         self._fetching = False  # a thread is recording / claiming
+        self._again = False  # another thread wanted to claim meanwhile
         self._running = 0  # def jobs running in job threads
         self._moved = 0  # bumped whenever a job starts or ends: the watcher's sign of life
         self._turn = 0
@@ -368,7 +369,9 @@ class Worker:
         or there was nothing to record and nothing to claim."""
         with self._lock:
             if self._fetching:
+                self._again = True  # work may have arrived after that call claimed: it looks once more
                 return False
+            self._again = False
             finished, self._outbox = self._outbox, []
             since = self._outbox_since
             want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
@@ -394,12 +397,17 @@ class Worker:
             self._fetching_done()
             self._outage(exc)
             return bool(finished)
-        self._fetching_done()
+        again = self._fetching_done()
+        if again and len(got) < want:
+            return self._cycle() or bool(got or finished)
         return bool(got or finished)
 
-    def _fetching_done(self) -> None:
+    def _fetching_done(self) -> bool:
+        """The cycle is over; True if another thread asked for one meanwhile."""
         with self._lock:
             self._fetching = False
+            again, self._again = self._again, False
+            return again
 
     def _cycle_round(self, pending: list[tuple[Envelope, str, Outcome]], want: int) -> tuple[list[tuple[Envelope, str]], float | None]:
         """Record ``pending`` and claim up to ``want`` jobs (from each queue in turn), one script call per queue."""
