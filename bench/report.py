@@ -13,6 +13,7 @@ from typing import Any
 from bench.peers import LIBRARIES, SETUPS
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -144,6 +145,9 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         w(f"| {row['target']} | {_fmt(row['jobqueue'], 1)} | {row['peer'] or '–'} | {_fmt(row['peer_value'], 1)} | "
           f"{_fmt(row['ratio'], 2)} | {need} | {met} |")
     w("")
+    analysis = BENCH_DIR / "ANALYSIS.md"
+    if analysis.exists():  # written by hand: where the time goes, what a missed target would need
+        w(analysis.read_text(encoding="utf-8").rstrip() + "\n")
 
     w("## Enqueue\n")
     w("One producer process. *One by one*: one call per job, awaited before the next. *Bulk*: the library's bulk API, "

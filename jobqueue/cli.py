@@ -452,11 +452,21 @@ def worker(ctx: click.Context, queues: str | None, concurrency: int, grace: floa
 
 
 def _cores() -> int:
-    """The cores this process may run on: the default number of worker processes."""
+    """The cores this process may use: the default number of worker processes.
+
+    The CPUs it may run on, capped by a cgroup v2 CPU quota (a container's ``--cpus``, a Kubernetes CPU limit).
+    """
     try:
-        return max(len(os.sched_getaffinity(0)), 1)
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(os.cpu_count() or 1, 1)
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(cores, 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,23 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from jobqueue import JobState
-from tests.redis.test_processes import ROOT, Lab
-from tests.redis_servers import RedisServer
-
-
-@pytest.fixture
-def lab(redis_server: RedisServer, tmp_path: Path) -> Iterator[Lab]:
-    made = Lab(redis_server, tmp_path)
-    try:
-        yield made
-    finally:
-        made.stop()
+from tests.redis.test_processes import ROOT, Lab, lab  # noqa: F401 - the fixture
 
 
 def start_supervisor(lab: Lab, *args: str) -> subprocess.Popen[bytes]:
