@@ -19,7 +19,7 @@ from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_sp
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
-from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, run_pipeline
+from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, is_noscript, run_pipeline
 from jobqueue_redis.settings import RedisSettings
 
 if TYPE_CHECKING:
@@ -344,6 +344,39 @@ class RedisBackend(Backend):
             return kept, [], None
         claimed, hint = self._claimed(queue, reply)
         return kept, claimed, hint
+
+    def wait_and_claim(
+        self, queue: str, timeout: float, count: int, token_prefix: str,
+    ) -> tuple[list[tuple[Envelope, str]], float | None] | None:
+        """Block up to ``timeout`` on ``queue``'s wake-up list, then claim up to ``count`` jobs, in one round trip.
+
+        Both go in one pipeline on one connection, so the claim runs on the server the moment the wait
+        returns (on a wake-up or at the timeout), with the server's clock as "now". None when this cannot be
+        done here (a clock other than the system's, or fakeredis); the caller waits, then claims.
+        """
+        from jobqueue.clock import SystemClock
+
+        if not isinstance(self.app.clock, SystemClock) or type(self.client).__module__.startswith("fakeredis"):
+            return None
+        base = self.keys(queue).base
+        args = self._claim_args(queue, count, token_prefix)
+        args[0], args[2] = "server", repr(self.settings.lease)
+        client = self.client
+        if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
+            client = client.get_redis_connection(client.get_node_from_key(base))
+        pipe = client.pipeline(transaction=False)
+        pipe.blpop([self.keys(queue).signal], timeout=timeout)
+        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, *[str(a) for a in args])
+        _, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
+                client.script_load(self.scripts.cycle.text)
+                return [], None
+            if str(reply).startswith(("MOVED", "ASK")):
+                return [], None  # the cluster client finds the moved slot on the caller's next cycle
+            raise reply
+        _, claimed = reply
+        return self._claimed(queue, claimed) if claimed else ([], None)
 
     _lost_json: str | None = None
 

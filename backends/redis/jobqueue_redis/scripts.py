@@ -19,6 +19,9 @@ FINISH_ARGC = 10
 # Composed from finish.lua and claim.lua unchanged, each wrapped as a function whose ARGV parameter shadows
 # the script's (a change to either script is picked up here). ARGV: n, then n x FINISH_ARGC finish arguments,
 # then claim.lua's arguments (none: claim nothing). Returns {finish results, claim reply or false}.
+# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job.
+# A claim whose "now" is 'server' uses the server's clock (the wake-up path, pipelined behind a BLPOP: see
+# RedisBackend.wait_and_claim); every other call uses the caller's clock, as every script does.
 _CYCLE = """
 local function finish_one(ARGV)
 {finish}
@@ -29,12 +32,27 @@ end
 local n = tonumber(ARGV[1])
 local done = {{}}
 local at = 2
+begin_batch()  -- wake-ups and retention once for the whole call
 for j = 1, n do
   done[j] = finish_one({{unpack(ARGV, at, at + {argc} - 1)}})
   at = at + {argc}
 end
-if at > #ARGV then return {{done, false}} end
-return {{done, claim_some({{unpack(ARGV, at, #ARGV)}})}}
+local claimed = false
+if at <= #ARGV then
+  local args = {{unpack(ARGV, at, #ARGV)}}
+  if args[1] == 'server' then  -- run right after a blocking wait: "now" is when this runs (args[3]: the lease)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    args[1] = string.format('%.6f', now)
+    args[3] = string.format('%.6f', now + tonumber(args[3]))
+  end
+  claimed = claim_some(args)
+end
+end_batch()
+-- a claim that left nothing waiting: the wake-ups queued so far are stale (whoever took them would find
+-- nothing); drop them. Anything enqueued or promoted later pushes its own.
+if at <= #ARGV and redis.call('ZCARD', WAITING) == 0 then redis.call('DEL', SIGNAL) end
+return {{done, claimed}}
 """
 
 

@@ -516,11 +516,32 @@ class Worker:
             with self._cond:
                 self._cond.wait(timeout)
             return
+        block = min(self.backend.settings.block, max(timeout, 0.01))
+        with self._lock:
+            claim = not self._fetching and not self._stopping.is_set() and len(self._active) < self.concurrency
+            if claim:
+                self._fetching = True
+                want = self.concurrency - len(self._active)
         try:
-            self.backend.wait_for_work(self.queues[0], min(self.backend.settings.block, max(timeout, 0.01)))
+            got = None
+            if claim:  # the claim runs on the server the moment the wait returns: one round trip to pick up
+                got = self.backend.wait_and_claim(self.queues[0], block, want, f"{self.id}:{next(self._seq)}")
+            if got is None:
+                self.backend.wait_for_work(self.queues[0], block)
+            else:
+                jobs, self._hint = got
+                for envelope, token in jobs:
+                    self._admit(envelope, token)
+                self._back()
         except TRANSIENT as exc:
             logger.debug("waiting for work failed: %s", exc)
             self._stopping.wait(min(timeout, 1.0))
+        except RedisError:
+            logger.exception("claiming after a wake-up failed; claiming the usual way")
+            self._stopping.wait(min(timeout, 1.0))
+        finally:
+            if claim:
+                self._fetching_done()
 
     def _outage(self, exc: BaseException) -> None:
         with self._lock:

@@ -20,8 +20,15 @@ local function wscore(priority, seq)
   return string.format('%d', tonumber(priority) * 1000000000000 + tonumber(seq))
 end
 
+-- set by a script that runs many transitions (the worker's cycle): wake-ups and retention are then
+-- done once at its end (see end_batch) instead of once per job
+local batch = nil
+
 local function signal(n)
-  for _ = 1, math.min(n, SIGNAL_MAX) do redis.call('LPUSH', SIGNAL, '1') end
+  if batch then batch.signal = batch.signal + n return end
+  local tokens = {}
+  for i = 1, math.min(n, SIGNAL_MAX) do tokens[i] = '1' end
+  redis.call('LPUSH', SIGNAL, unpack(tokens))
   redis.call('LTRIM', SIGNAL, 0, SIGNAL_MAX - 1)
 end
 
@@ -83,7 +90,17 @@ local function finish_job(id, state, now_s, rules)
   local key = jk(id)
   redis.call('HSET', key, 'state', state, 'finished_at', now_s, 'token', '')
   redis.call('ZADD', fin(state), redis.call('INCR', FSEQ), id)
+  if batch then batch.retain[state] = {rules, tonumber(now_s)} return end
   retain(state, rules, tonumber(now_s))
+end
+
+local function begin_batch() batch = {signal = 0, retain = {}} end
+
+local function end_batch()
+  local done = batch
+  batch = nil
+  for state, how in pairs(done.retain) do retain(state, how[1], how[2]) end
+  if done.signal > 0 then signal(done.signal) end
 end
 
 -- put a job in line: waiting now, or delayed until not_before
