@@ -205,7 +205,8 @@ class JobRunner:
         prepared = self._prepare(envelope)
         if isinstance(prepared, Outcome):
             return prepared
-        self.app.hooks.emit(JobEvent("job_started", envelope))
+        if self.app.hooks.wants("job_started"):
+            self.app.hooks.emit(JobEvent("job_started", envelope))
         return prepared[0], prepared[1], self._context(envelope, sink)
 
     def attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:

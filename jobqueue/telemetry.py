@@ -20,11 +20,15 @@ if TYPE_CHECKING:
     from jobqueue.envelope import Envelope
 
 _otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate)
+_env_provider = False  # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use
 
 
 def _load() -> Any:
-    global _otel
+    global _otel, _env_provider
     if _otel is None:
+        import os
+
+        _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
         try:
             from opentelemetry import propagate, trace
         except ImportError:
@@ -80,6 +84,9 @@ def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
 
 def _has_global_provider(trace: Any) -> bool:
     """Whether a tracer provider was set globally (the default proxy records nothing until one is)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", False)  # None until one is set (the API's own global)
+    if provider is None and not _env_provider:
+        return False
     return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
