@@ -257,7 +257,8 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         w(f"| {lib} | {versions or '–'} | {LIBRARIES[lib].venv} |")
     w("")
     w("Peers share `bench/.venv-peers`, pinned in `bench/requirements-peers.txt` to versions that install together on one "
-      "redis-py; jobqueue runs from the project's `.venv`. Each peer runs in its documented default production setup: "
+      "redis-py; jobqueue's queue measurements run there too (installed from this checkout, so its jobs use the same "
+      "redis-py as every peer's), its alone-measurements (sync, cold import, SQS) from the project's `.venv`. Each peer runs in its documented default production setup: "
       "see `bench/peers/` for the exact job, producer and worker command of each.\n")
     return "\n".join(out)
 
