@@ -13,6 +13,7 @@ from typing import Any
 from bench.peers import LIBRARIES, SETUPS
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -144,6 +145,9 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         w(f"| {row['target']} | {_fmt(row['jobqueue'], 1)} | {row['peer'] or '–'} | {_fmt(row['peer_value'], 1)} | "
           f"{_fmt(row['ratio'], 2)} | {need} | {met} |")
     w("")
+    analysis = BENCH_DIR / "ANALYSIS.md"
+    if analysis.exists():  # written by hand: where the time goes, what a missed target would need
+        w(analysis.read_text(encoding="utf-8").rstrip() + "\n")
 
     w("## Enqueue\n")
     w("One producer process. *One by one*: one call per job, awaited before the next. *Bulk*: the library's bulk API, "
@@ -253,7 +257,8 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         w(f"| {lib} | {versions or '–'} | {LIBRARIES[lib].venv} |")
     w("")
     w("Peers share `bench/.venv-peers`, pinned in `bench/requirements-peers.txt` to versions that install together on one "
-      "redis-py; jobqueue runs from the project's `.venv`. Each peer runs in its documented default production setup: "
+      "redis-py; jobqueue's queue measurements run there too (installed from this checkout, so its jobs use the same "
+      "redis-py as every peer's), its alone-measurements (sync, cold import, SQS) from the project's `.venv`. Each peer runs in its documented default production setup: "
       "see `bench/peers/` for the exact job, producer and worker command of each.\n")
     return "\n".join(out)
 

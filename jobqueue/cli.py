@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import ipaddress
 import json
 import os
@@ -433,14 +434,41 @@ def _is_loopback(host: str) -> bool:
 @click.option("--concurrency", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Jobs this worker runs at once.")
 @click.option("--grace", type=float, default=None, help="Seconds active jobs get to finish on SIGTERM (default JOBQUEUE_SHUTDOWN_GRACE).")
 @click.option("--burst", is_flag=True, help="Run what is due, then exit.")
+@click.option("--processes", type=click.IntRange(1, 1024), default=None,
+              help="Worker processes, each at --concurrency, restarted if one dies (default: one per core where the backend "
+                   "runs processes, as Redis does; 1 with --burst).")
 @click.pass_context
-def worker(ctx: click.Context, queues: str | None, concurrency: int, grace: float | None, burst: bool) -> None:
+def worker(ctx: click.Context, queues: str | None, concurrency: int, grace: float | None, burst: bool, processes: int | None) -> None:
     """Run a worker for the app's backend until SIGTERM or SIGINT."""
     app = _app(ctx)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    options: dict[str, object] = {}
+    if "processes" in inspect.signature(app.backend.run_worker).parameters:
+        options["processes"] = processes or (1 if burst else _cores())
+    elif processes not in (None, 1):
+        raise click.ClickException(f"the {app.backend_name} backend runs one worker process; start several instead of --processes")
     app.backend.run_worker(
-        queues=names, concurrency=concurrency, grace=app.settings.shutdown_grace if grace is None else grace, burst=burst
+        queues=names, concurrency=concurrency, grace=app.settings.shutdown_grace if grace is None else grace, burst=burst,
+        **options,
     )
+
+
+def _cores() -> int:
+    """The cores this process may use: the default number of worker processes.
+
+    The CPUs it may run on, capped by a cgroup v2 CPU quota (a container's ``--cpus``, a Kubernetes CPU limit).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(cores, 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,14 +82,20 @@ def nesting_depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def decode_envelope(raw: str | bytes | dict[str, Any]) -> Envelope:
-    """An :class:`Envelope` from JSON text or a dict, or :class:`UnsupportedEnvelope` naming what is wrong."""
+def decode_envelope(raw: str | bytes | dict[str, Any], **override: Any) -> Envelope:
+    """An :class:`Envelope` from JSON text or a dict, or :class:`UnsupportedEnvelope` naming what is wrong.
+
+    ``override``: fields to set over the decoded ones (a backend's own count of attempts, say).
+    """
+    shallow = False
     if isinstance(raw, (bytes, bytearray)):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UnsupportedEnvelope(f"message body is not UTF-8: {exc}") from None
     if isinstance(raw, str):
+        # JSON cannot nest deeper than it has opening brackets: most envelopes need no walk
+        shallow = raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH
         try:
             raw.encode("utf-8")  # text decoded with surrogateescape from bytes that were not UTF-8
         except UnicodeEncodeError as exc:
@@ -102,8 +108,10 @@ def decode_envelope(raw: str | bytes | dict[str, Any]) -> Envelope:
         data = raw
     if not isinstance(data, dict):
         raise UnsupportedEnvelope(f"a job envelope is a JSON object, not {type(data).__name__}")
-    if nesting_depth(data, MAX_ENVELOPE_DEPTH) > MAX_ENVELOPE_DEPTH:
+    if not shallow and nesting_depth(data, MAX_ENVELOPE_DEPTH) > MAX_ENVELOPE_DEPTH:
         raise UnsupportedEnvelope(f"message nests deeper than {MAX_ENVELOPE_DEPTH} levels")
+    if override:
+        data = {**data, **override}
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:

@@ -48,6 +48,10 @@ class Hooks:
         self._hooks[name].append(hook)
         return hook
 
+    def wants(self, name: HookName) -> bool:
+        """Whether any hook listens to ``name`` (so an event need not even be built)."""
+        return bool(self._hooks[name])
+
     def emit(self, event: JobEvent) -> None:
         for hook in self._hooks[event.kind]:
             try:

@@ -34,6 +34,13 @@ logger = logging.getLogger("jobqueue.runner")
 
 MAX_TRACEBACK_CHARS = 32_000
 
+_EVENT_OF: dict[JobState, Any] = {
+    JobState.COMPLETED: "job_completed",
+    JobState.DELAYED: "attempt_failed",
+    JobState.FAILED: "job_failed",
+    JobState.CANCELLED: "job_cancelled",
+}
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -72,6 +79,8 @@ def error_info(exc: BaseException, *, retryable: bool = True, with_traceback: bo
 
 def encode_result(value: Any, job_name: str) -> Any:
     """``value`` as JSON-native data, or :class:`ResultNotSerializable` naming the job."""
+    if value is None or type(value) in (str, int, bool):
+        return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     try:
@@ -127,6 +136,7 @@ class JobRunner:
 
     def __init__(self, app: JobQueue) -> None:
         self.app = app
+        self._loggers: dict[str, logging.Logger] = {}
 
     # -- the steps every attempt takes ---------------------------------------------------
 
@@ -142,7 +152,10 @@ class JobRunner:
         return job, payload
 
     def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
-        adapter = logging.LoggerAdapter(logging.getLogger(f"jobqueue.job.{envelope.name}"), {"job_id": envelope.id, "attempt": envelope.attempt})
+        job_logger = self._loggers.get(envelope.name)
+        if job_logger is None:
+            job_logger = self._loggers[envelope.name] = logging.getLogger(f"jobqueue.job.{envelope.name}")
+        adapter = logging.LoggerAdapter(job_logger, {"job_id": envelope.id, "attempt": envelope.attempt})
         return JobContext(envelope, sink, adapter, self.app)
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
@@ -165,19 +178,18 @@ class JobRunner:
         except Exception:
             logger.exception("could not record the outcome of job %s (attempt %d); it will be delivered again", envelope.id, envelope.attempt)
             raise
+        self.settle(envelope, outcome, kept)
+        after_finish = getattr(sink, "after_finish", None)
+        if kept and after_finish is not None:
+            after_finish(envelope)
+        return outcome
+
+    def settle(self, envelope: Envelope, outcome: Outcome, kept: bool) -> Outcome:
+        """After the outcome was recorded (``kept``) or refused (the lease was lost): log, fire the hooks."""
         if not kept:
             logger.warning("job %s: the lease was lost before attempt %d finished; its outcome was not written", envelope.id, envelope.attempt)
             return outcome
-        kind = {
-            JobState.COMPLETED: "job_completed",
-            JobState.DELAYED: "attempt_failed",
-            JobState.FAILED: "job_failed",
-            JobState.CANCELLED: "job_cancelled",
-        }[outcome.state]
-        self.app.hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))  # type: ignore[arg-type]
-        after_finish = getattr(sink, "after_finish", None)
-        if after_finish is not None:
-            after_finish(envelope)
+        self.app.hooks.emit(JobEvent(_EVENT_OF[outcome.state], envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
         return outcome
 
     # -- synchronous and asynchronous entry points -------------------------------------------
@@ -196,18 +208,32 @@ class JobRunner:
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
             return outcome
 
-    def _begin(self, envelope: Envelope, sink: FinishingSink) -> tuple[JobDefinition[Any], BaseModel | None, JobContext] | Outcome:
+    def _begin(self, envelope: Envelope, sink: AttemptSink) -> tuple[JobDefinition[Any], BaseModel | None, JobContext] | Outcome:
         """Resolve and validate, then announce the start; an :class:`Outcome` if the job cannot start."""
         prepared = self._prepare(envelope)
         if isinstance(prepared, Outcome):
             return prepared
-        self.app.hooks.emit(JobEvent("job_started", envelope))
+        if self.app.hooks.wants("job_started"):
+            self.app.hooks.emit(JobEvent("job_started", envelope))
         return prepared[0], prepared[1], self._context(envelope, sink)
 
+    def attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
+        """Run one attempt of ``envelope`` (already claimed) and decide its outcome, without recording it.
+
+        The caller records the outcome, then calls :meth:`settle` (a worker that batches its writes).
+        """
+        with telemetry.job_span(self.app, envelope) as span:
+            outcome = self._attempt(envelope, sink)
+            telemetry.record_outcome(span, outcome.state.value, outcome.error)
+            return outcome
+
     def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        return self._finish(envelope, self._attempt(envelope, sink), sink)
+
+    def _attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
         begun = self._begin(envelope, sink)
         if isinstance(begun, Outcome):
-            return self._finish(envelope, begun, sink)
+            return begun
         job, payload, ctx = begun
         started = time.perf_counter()
         try:
@@ -220,7 +246,7 @@ class JobRunner:
             outcome = Outcome(JobState.COMPLETED, result=encode_result(value, job.name), duration=time.perf_counter() - started)
         except Exception as exc:
             outcome = self._outcome_for_error(envelope, job, exc, started)
-        return self._finish(envelope, outcome, sink)
+        return outcome
 
     async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         begun = self._begin(envelope, sink)

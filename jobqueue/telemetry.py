@@ -20,11 +20,15 @@ if TYPE_CHECKING:
     from jobqueue.envelope import Envelope
 
 _otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate)
+_env_provider = False  # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use
 
 
 def _load() -> Any:
-    global _otel
+    global _otel, _env_provider
     if _otel is None:
+        import os
+
+        _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
         try:
             from opentelemetry import propagate, trace
         except ImportError:
@@ -53,8 +57,8 @@ def inject() -> dict[str, str]:
 def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
     """A ``job {name}`` span (kind CONSUMER) around one attempt, child of the context the envelope carries."""
     otel = _load()
-    if not otel:
-        yield None
+    if not otel or (getattr(app, "tracer_provider", None) is None and not _has_global_provider(otel[0])):
+        yield None  # nothing would record the span: skip its cost (a provider set later is seen at the next job)
         return
     trace, propagate = otel
     parent = propagate.extract(envelope.trace) if envelope.trace else None
@@ -76,6 +80,14 @@ def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
         record_exception=False, set_status_on_exception=True,
     ) as span:
         yield span
+
+
+def _has_global_provider(trace: Any) -> bool:
+    """Whether a tracer provider was set globally (the default proxy records nothing until one is)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", False)  # None until one is set (the API's own global)
+    if provider is None and not _env_provider:
+        return False
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 def record_outcome(span: Any, state: str, error: Any = None) -> None:

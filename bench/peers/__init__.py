@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 class Library:
     name: str
     module: str            # the adapter module, imported in the library's virtualenv
-    venv: str              # "peers" (bench/.venv-peers) or "project" (the repository's .venv)
+    venv: str              # "peers" (bench/.venv-peers, jobqueue included: one redis-py for all) or "project" (.venv)
     dists: tuple[str, ...]  # distributions whose versions the report shows
     bulk: str | None = None  # the bulk API's name, or None when the library has none
 
@@ -42,7 +42,7 @@ class Setup:
 LIBRARIES: dict[str, Library] = {
     lib.name: lib
     for lib in [
-        Library("jobqueue", "bench.peers.jobqueue_peer", "project", ("jobqueue", "jobqueue-redis", "redis"), "enqueue_many"),
+        Library("jobqueue", "bench.peers.jobqueue_peer", "peers", ("jobqueue", "jobqueue-redis", "redis"), "enqueue_many"),
         Library("rq", "bench.peers.rq_peer", "peers", ("rq",), "Queue.enqueue_many"),
         Library("arq", "bench.peers.arq_peer", "peers", ("arq",)),
         Library("celery", "bench.peers.celery_peer", "peers", ("celery", "kombu"), "group().apply_async"),
@@ -59,7 +59,8 @@ _JQ = ("{bin}/jobqueue", "--app", "bench.peers.jobqueue_peer:app", "worker")
 SETUPS: dict[str, Setup] = {
     s.name: s
     for s in [
-        Setup("jobqueue", "jobqueue", _JQ, "default", default_note="`jobqueue worker` (concurrency 10)"),
+        Setup("jobqueue", "jobqueue", _JQ, (*_JQ, "--processes", "1"),
+              default_note="`jobqueue worker` (one process per core, concurrency 10 each)", c10_note="`--processes 1`"),
         Setup("rq", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "bench"), None,
               default_note="`rq worker` (forks a work horse per job)", note="no in-process concurrency"),
         Setup("rq-simple", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "-w", "rq.worker.SimpleWorker", "bench"), None,

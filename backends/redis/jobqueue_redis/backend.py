@@ -22,7 +22,7 @@ from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_sp
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
-from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, run_pipeline
+from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, is_noscript, run_pipeline
 from jobqueue_redis.settings import RedisSettings
 from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, RedisWorkflowStore, encode_ref
 
@@ -75,6 +75,7 @@ class RedisBackend(Backend):
         self.fallback = InlineFallback(app)
         self._keys: dict[str, QueueKeys] = {}
         self._workflows = RedisWorkflowStore(self)
+        self._retention: dict[str, tuple[Any, str]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -100,7 +101,11 @@ class RedisBackend(Backend):
         return keys
 
     def retention(self, queue: str) -> str:
-        return retention_spec(self.app.queue_config(queue))
+        config = self.app.queue_config(queue)
+        cached = self._retention.get(queue)
+        if cached is None or cached[0] is not config:  # a queue declared again gets its spec again
+            cached = self._retention[queue] = (config, retention_spec(config))
+        return cached[1]
 
     def _now(self) -> float:
         return self.app.clock.now()
@@ -378,17 +383,82 @@ class RedisBackend(Backend):
 
     def claim(self, queue: str, count: int, token_prefix: str) -> tuple[list[tuple[Envelope, str]], float | None]:
         """Take up to ``count`` due jobs of ``queue`` under a lease; also when to look again (or None)."""
-        config = self.app.queue_config(queue)
+        return self._claimed(queue, self._run(self.scripts.claim, queue, self._claim_args(queue, count, token_prefix)))
+
+    def cycle(
+        self, queue: str, finished: Sequence[tuple[Envelope, str, Outcome]], count: int, token_prefix: str,
+    ) -> tuple[list[int], list[tuple[Envelope, str]], float | None]:
+        """Record ``finished`` attempts of ``queue`` and claim up to ``count`` more, in one script call.
+
+        The worker's hot path: finish.lua for each outcome, then claim.lua (skipped when ``count`` is 0),
+        atomically, in one round trip. Returns finish.lua's answer for each outcome (as :meth:`finish_many`:
+        0 not written, else written, :data:`FOLLOW_UPS` with a follow-up to run), the claimed jobs, the hint.
+        """
         now = self._now()
+        retention = self.retention(queue)
+        args: list[Any] = [len(finished)]
+        for env, token, outcome in finished:
+            args += finish_args(env.id, token, now, env, outcome, retention)
+        if count > 0:
+            args += self._claim_args(queue, count, token_prefix, now)
+        done, reply = self._run(self.scripts.cycle, queue, args)
+        kept = [int(r) for r in done]
+        if not reply:
+            return kept, [], None
+        claimed, hint = self._claimed(queue, reply)
+        return kept, claimed, hint
+
+    def wait_and_claim(
+        self, queue: str, timeout: float, count: int, token_prefix: str,
+    ) -> tuple[list[tuple[Envelope, str]], float | None] | None:
+        """Block up to ``timeout`` on ``queue``'s wake-up list, then claim up to ``count`` jobs, in one round trip.
+
+        Both go in one pipeline on one connection, so the claim runs on the server the moment the wait
+        returns (on a wake-up or at the timeout), with the server's clock as "now". None when this cannot be
+        done here (a clock other than the system's, or fakeredis); the caller waits, then claims.
+        """
+        from jobqueue.clock import SystemClock
+
+        if not isinstance(self.app.clock, SystemClock) or type(self.client).__module__.startswith("fakeredis"):
+            return None
+        base = self.keys(queue).base
+        args = self._claim_args(queue, count, token_prefix)
+        args[0], args[2] = "server", repr(self.settings.lease)
+        client = self.client
+        if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
+            client = client.get_redis_connection(client.get_node_from_key(base))
+        pipe = client.pipeline(transaction=False)
+        pipe.blpop([self.keys(queue).signal], timeout=timeout)
+        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, *[str(a) for a in args])
+        _, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
+                client.script_load(self.scripts.cycle.text)
+                return [], None
+            if str(reply).startswith(("MOVED", "ASK")):
+                return [], None  # the cluster client finds the moved slot on the caller's next cycle
+            raise reply
+        _, claimed = reply
+        return self._claimed(queue, claimed) if claimed else ([], None)
+
+    _lost_json: str | None = None
+
+    def _claim_args(self, queue: str, count: int, token_prefix: str, now: float | None = None) -> list[Any]:
+        config = self.app.queue_config(queue)
+        now = self._now() if now is None else now
         rate = config.rate_limit
-        lost = ErrorInfo(type="LeaseExpired", message="the worker running this attempt stopped answering (its lease ran out)", retryable=True)
-        args = [
+        if self._lost_json is None:
+            lost = ErrorInfo(type="LeaseExpired", message="the worker running this attempt stopped answering (its lease ran out)", retryable=True)
+            self._lost_json = lost.model_dump_json()
+        return [
             repr(now), count, repr(now + self.settings.lease), token_prefix,
             "" if config.concurrency is None else config.concurrency,
             "" if rate is None else rate.limit, "" if rate is None else repr(rate.period),
-            lost.model_dump_json(), self.retention(queue), config.concurrency_per_key,
+            self._lost_json, self.retention(queue), config.concurrency_per_key,
         ]
-        flat, hint, followed = self._run(self.scripts.claim, queue, args)
+
+    def _claimed(self, queue: str, reply: Any) -> tuple[list[tuple[Envelope, str]], float | None]:
+        flat, hint, followed = reply
         for job_id in followed:  # leases that ran out for good ended these jobs
             self.follow_up(JobRef(queue=queue, id=job_id))
         claimed: list[tuple[Envelope, str]] = []
@@ -458,22 +528,37 @@ class RedisBackend(Backend):
         concurrency: int | None = None,
         grace: float | None = None,
         burst: bool = False,
+        processes: int = 1,
         **options: Any,
     ) -> None:
         """``jobqueue worker``: serve ``queues`` (default: the app's) until SIGTERM/SIGINT.
 
-        ``concurrency``: jobs at once in this process (default 10); ``grace``: seconds active jobs get
-        after a stop signal (default ``JOBQUEUE_SHUTDOWN_GRACE``); ``burst``: run what is due, then return.
+        ``concurrency``: jobs at once in each process (default 10); ``grace``: seconds active jobs get
+        after a stop signal (default ``JOBQUEUE_SHUTDOWN_GRACE``); ``burst``: run what is due, then return;
+        ``processes``: worker processes under a supervisor that restarts any that dies (default 1: this
+        process; ``jobqueue worker`` defaults to one per core, see :mod:`jobqueue_redis.supervisor`).
         """
         from jobqueue_redis.worker import Worker
 
         if options:
             raise TypeError(f"unknown worker option(s): {', '.join(sorted(options))}")
-        worker = Worker(self, queues or None, concurrency=concurrency or DEFAULT_CONCURRENCY, grace=grace)
-        if burst:
-            worker.run_burst()
-        else:
-            worker.run()
+
+        def serve() -> None:
+            worker = Worker(self, queues or None, concurrency=concurrency or DEFAULT_CONCURRENCY, grace=grace)
+            if burst:
+                worker.run_burst()
+            else:
+                worker.run()
+
+        if processes == 1 or burst:
+            serve()
+            return
+        from jobqueue_redis.supervisor import Supervisor
+
+        if self._client is not None:  # never share a connection across a fork
+            self.close()
+            self._client = None
+        Supervisor(serve, processes).run()
 
     def drain(self, queues: Sequence[str] | None = None, *, concurrency: int = 1) -> int:
         """Run every due job in this process until none is due; returns how many attempts ran."""

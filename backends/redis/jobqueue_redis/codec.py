@@ -29,9 +29,8 @@ def retention_spec(config: QueueConfig) -> str:
 
 def envelope_of(job_id: str, queue: str, raw: str, attempt: str | None) -> Envelope:
     """The envelope a worker runs: the stored JSON with the attempt counted in Redis."""
-    envelope = decode_envelope(raw)  # UnsupportedEnvelope: the worker fails the job
-    if attempt:
-        envelope = envelope.model_copy(update={"attempt": int(attempt)})
+    # UnsupportedEnvelope: the worker fails the job
+    envelope = decode_envelope(raw, attempt=int(attempt)) if attempt else decode_envelope(raw)
     if envelope.id != job_id or envelope.queue != queue:
         envelope = envelope.model_copy(update={"id": job_id, "queue": queue})
     return envelope

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -89,9 +90,9 @@ class Outage:
             self.maybe_sent = True
 
 
-def _retrying(settings: RedisSettings) -> dict[str, Any]:
+def _retrying(settings: RedisSettings, spent: float = 0.0) -> dict[str, Any]:
     return {
-        "stop": stop_after_delay(settings.retry_for),
+        "stop": stop_after_delay(max(settings.retry_for - spent, 0.0)),
         "wait": wait_exponential(multiplier=0.05, max=0.5),
         "retry": retry_if_exception_type(TRANSIENT),
         "reraise": True,
@@ -108,8 +109,13 @@ def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: O
     Only for calls that are safe to repeat. Raises :class:`BrokerUnavailable` when the bound is spent.
     """
     seen = outage or Outage()
+    started = time.monotonic()
+    try:  # the first try without the retry machinery (most calls succeed at once)
+        return call()
+    except TRANSIENT as exc:
+        seen.note(exc)
     try:
-        for attempt in Retrying(**_retrying(settings)):
+        for attempt in Retrying(**_retrying(settings, time.monotonic() - started)):
             with attempt:
                 try:
                     return call()

@@ -15,6 +15,49 @@ NAMES = (
     "link", "resolve", "parents", "followups", "group",
 )
 
+#: how many ARGV items one finish.lua call takes (the cycle script slices its ARGV by it)
+FINISH_ARGC = 10
+
+# The worker's hot path: record a batch of outcomes and claim the next jobs of one queue in one round trip.
+# Composed from finish.lua and claim.lua unchanged, each wrapped as a function whose ARGV parameter shadows
+# the script's (a change to either script is picked up here). ARGV: n, then n x FINISH_ARGC finish arguments,
+# then claim.lua's arguments (none: claim nothing). Returns {finish results, claim reply or false}.
+# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job.
+# A claim whose "now" is 'server' uses the server's clock (the wake-up path, pipelined behind a BLPOP: see
+# RedisBackend.wait_and_claim); every other call uses the caller's clock, as every script does.
+_CYCLE = """
+local function finish_one(ARGV)
+{finish}
+end
+local function claim_some(ARGV)
+{claim}
+end
+local n = tonumber(ARGV[1])
+local done = {{}}
+local at = 2
+begin_batch()  -- wake-ups and retention once for the whole call
+for j = 1, n do
+  done[j] = finish_one({{unpack(ARGV, at, at + {argc} - 1)}})
+  at = at + {argc}
+end
+local claimed = false
+if at <= #ARGV then
+  local args = {{unpack(ARGV, at, #ARGV)}}
+  if args[1] == 'server' then  -- run right after a blocking wait: "now" is when this runs (args[3]: the lease)
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    args[1] = string.format('%.6f', now)
+    args[3] = string.format('%.6f', now + tonumber(args[3]))
+  end
+  claimed = claim_some(args)
+end
+end_batch()
+-- a claim that left nothing waiting: the wake-ups queued so far are stale (whoever took them would find
+-- nothing); drop them. Anything enqueued or promoted later pushes its own.
+if at <= #ARGV and redis.call('ZCARD', WAITING) == 0 then redis.call('DEL', SIGNAL) end
+return {{done, claimed}}
+"""
+
 
 def _load(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
@@ -66,12 +109,15 @@ class Scripts:
     parents: Script
     followups: Script
     group: Script
+    cycle: Script
 
     def __init__(self) -> None:
         prelude = _load("_lib")
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
         self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
+        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=FINISH_ARGC)
+        self._all.append(Script("cycle", prelude + "\n" + cycle))
         for script in self._all:
             setattr(self, script.name, script)
 

@@ -133,6 +133,18 @@ class WorkerSink:
             self._lost.discard(key)
             return self._tokens.pop(key, None)
 
+    def owns(self, key: Key, token: str) -> bool:
+        """Whether ``token`` still holds ``key`` here (not given back, not lost)."""
+        with self._lock:
+            return self._tokens.get(key) == token and key not in self._lost
+
+    def drop_if(self, key: Key, token: str) -> None:
+        """Forget an attempt once its outcome was recorded, if ``token`` is still the one held."""
+        with self._lock:
+            if self._tokens.get(key) == token:
+                del self._tokens[key]
+            self._lost.discard(key)
+
     def mark_lost(self, key: Key) -> None:
         with self._lock:
             if key in self._tokens:

@@ -5,11 +5,11 @@ handlers on an event loop, keeps its leases alive, and drains gracefully on SIGT
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import itertools
 import logging
 import os
-import queue as queue_module
 import signal
 import socket
 import threading
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from jobqueue.envelope import Envelope
-from jobqueue.runner import JobRunner
+from jobqueue.runner import JobRunner, Outcome
 from jobqueue_redis.connection import TRANSIENT
 from jobqueue_redis.sink import AckBatcher, Key, WorkerSink
 from jobqueue_redis.ticking import start_ticker
@@ -32,42 +32,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("jobqueue.redis.worker")
 
-
-class _Threads:
-    """A pool of daemon threads (a job thread that never returns must not keep the process alive)."""
-
-    def __init__(self, size: int, name: str) -> None:
-        self._size = size
-        self._name = name
-        self._tasks: queue_module.SimpleQueue[Callable[[], None] | None] = queue_module.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, task: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle == 0 and len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle -= 1
-        self._tasks.put(task)
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            try:
-                task()
-            finally:
-                with self._lock:
-                    self._idle += 1
-
-    def shutdown(self) -> None:
-        for _ in self._threads:
-            self._tasks.put(None)
+#: how often the watching idle thread checks that jobs still start or finish (seconds)
+WATCH = 0.002
 
 
 class _Loop:
@@ -130,8 +96,23 @@ class Worker:
         self._forced = threading.Event()
         self._beat_stop = threading.Event()
         self._seq = itertools.count()
+        self._line: collections.deque[tuple[Envelope, str]] = collections.deque()  # claimed, not started
+        self._outbox: list[tuple[Envelope, str, Outcome]] = []  # ran, outcome not recorded yet
+        self._outbox_since = 0.0
+        self._fetching = False  # a thread is recording / claiming
+        self._again = False  # another thread wanted to claim meanwhile
+        self._running = 0  # def jobs running in job threads
+        self._moved = 0  # bumped whenever a job starts or ends: the watcher's sign of life
         self._turn = 0
-        self._threads = _Threads(concurrency, "jobqueue-job")
+        self._hint: float | None = None
+        self._cond = threading.Condition()  # idle job threads wait here
+        self._watcher = False
+        self._single = len(self.queues) == 1  # one queue: the watcher blocks on its wake-up list itself
+        self._outage_since: float | None = None
+        self._pause = 0.1
+        self._burst = False
+        self._burst_error: BaseException | None = None
+        self._job_threads: list[threading.Thread] = []
         self._loop: _Loop | None = None
         self._acks: AckBatcher | None = None
         self.sink = WorkerSink(backend)
@@ -158,11 +139,14 @@ class Worker:
 
     def run_burst(self) -> int:
         """Run every job that is due now, until none is; returns how many attempts ran."""
+        self._burst = True
         self._start(listen=False)
         try:
             self._serve(burst=True)
         finally:
             self._shutdown()
+        if self._burst_error is not None:
+            raise self._burst_error
         return self.ran
 
     def stop(self, *, force: bool = False) -> None:
@@ -172,6 +156,8 @@ class Worker:
         self._stopping.set()
         self._wake.set()
         self._room.set()
+        with self._cond:
+            self._cond.notify_all()
 
     @property
     def active_count(self) -> int:
@@ -211,10 +197,11 @@ class Worker:
         beat.start()
         self._helpers.append(beat)
         if listen:
-            for name in self.queues:
-                listener = threading.Thread(target=self._listen, args=(name,), name=f"jobqueue-listen-{name}", daemon=True)
-                listener.start()
-                self._helpers.append(listener)
+            if not self._single:  # one queue: idle job threads block on its wake-up list themselves
+                for name in self.queues:
+                    listener = threading.Thread(target=self._listen, args=(name,), name=f"jobqueue-listen-{name}", daemon=True)
+                    listener.start()
+                    self._helpers.append(listener)
             ticker = start_ticker(self.app, self._stopping)  # fires schedules while this process leads; stops on stop
             if ticker is not None:
                 self._helpers.append(ticker)
@@ -240,13 +227,15 @@ class Worker:
                 logger.exception("worker stop hook %s raised; ignored", getattr(hook, "__name__", hook))
 
     def _shutdown(self) -> None:
-        self._stopping.set()
+        self.stop(force=self._forced.is_set())
+        self._give_back_line()
         deadline = time.monotonic() + self.grace
         while self.active_count and not self._forced.is_set() and time.monotonic() < deadline:
             self._idle.wait(min(0.1, max(deadline - time.monotonic(), 0.0)))
         leftovers = self.sink.held()
         if leftovers:
             self._give_back(leftovers)
+        abandon = bool(leftovers) or self._forced.is_set()
         self._beat_stop.set()
         if self._forced.is_set() and self._acks is not None:
             self._acks.abandon()
@@ -255,12 +244,23 @@ class Worker:
         finally:
             if self._acks is not None:
                 self._acks.close()
-            self._threads.shutdown()
+            for thread in self._job_threads:
+                thread.join(timeout=0 if abandon else self.backend.settings.block + 1.0)
             if self._loop is not None:
                 self._loop.stop()
             for helper in self._helpers:
                 helper.join(timeout=self.backend.settings.block + 1.0)
             logger.info("worker %s stopped after %d attempt(s)", self.id, self.ran)
+
+    def _give_back_line(self) -> None:
+        """Jobs claimed but not started go back to waiting at once."""
+        with self._lock:
+            line = list(self._line)
+            self._line.clear()
+        if line:
+            self._give_back({(env.queue, env.id): token for env, token in line})
+            for env, _ in line:
+                self._done((env.queue, env.id), None)
 
     def _give_back(self, held: dict[Key, str]) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = {}
@@ -279,67 +279,79 @@ class Worker:
             future.cancel()
 
     # -- the loop ---------------------------------------------------------------------------------
+    #
+    # Claimed jobs wait in a local line (``_line``); job threads take them one after another and keep
+    # their outcomes in ``_outbox``. One script call (``cycle.lua``) records the outbox and claims up to
+    # the free slots, in one round trip, when the line runs dry (or, see below, when a job runs long).
+    # So while jobs are quick, one thread runs them back to back with one round trip per batch and no
+    # hand-off between threads (threads fighting over the GIL cost more than the jobs).
+    #
+    # The other threads are idle, and one of them watches: every WATCH seconds it checks that jobs are
+    # still starting or finishing. If none did (the running jobs are slow), it records the outbox, takes
+    # the next job in line (claiming more if the line is empty and slots are free) and runs it, and another
+    # idle thread becomes the watcher. So up to ``concurrency`` jobs run at once as soon as they need to.
+    # When nothing runs, the watcher blocks on the queue's wake-up list and claims the moment it returns.
+    # ``async def`` jobs go to the event loop and record their own outcomes through the ack batcher.
 
     def _serve(self, *, burst: bool) -> None:
-        outage_since: float | None = None
-        pause = 0.1
+        threads = [
+            threading.Thread(target=self._job_thread, args=(burst,), name=f"jobqueue-job-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        self._job_threads = threads
+        for thread in threads:
+            thread.start()
+        if burst:
+            for thread in threads:
+                thread.join()
+            return
+        self._stopping.wait()
+
+    def _job_thread(self, burst: bool) -> None:
         while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                claimed, hint = self._claim_round()
-            except (*TRANSIENT, RedisError) as exc:  # type: ignore[misc]
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    transient = isinstance(exc, TRANSIENT)
-                    logger.warning("Redis %s (%s); retrying until it is back", "unreachable" if transient else "refused a claim",
-                                   exc, exc_info=not transient)
-                if burst:
-                    raise
-                self._stopping.wait(pause)
-                pause = min(pause * 2, 2.0)
+            item = self._take()
+            if item is not None:
+                self._run_item(*item)
                 continue
-            if outage_since is not None:
-                logger.warning("Redis is back after %.1fs", time.monotonic() - outage_since)
-                outage_since, pause = None, 0.1
-            room = self.active_count < self.concurrency
-            if claimed and room:
-                continue  # there may be more
-            if burst:
-                if not claimed and not self.active_count and not self._follow_ups_left():
-                    return
-                self._wake.wait(1.0)
+            if self._cycle():
                 continue
-            timeout = self.backend.settings.idle_poll
-            if hint is not None and room:
-                timeout = min(timeout, max(hint - self.app.clock.now(), 0.005))
-            self._wake.wait(timeout)
+            if burst and self._quiet() and not self._follow_ups_left():
+                self._stopping_burst()
+                return
+            self._rest(burst)
+        while self._outbox and not self._forced.is_set():  # record what ran (nothing is claimed once stopping)
+            if not self._cycle():
+                time.sleep(0.01)
 
-    def _claim_round(self) -> tuple[int, float | None]:
-        """Claim up to the free slots from each queue in turn; returns how many, and when to look again."""
-        claimed, hint = 0, None
-        start = self._turn % len(self.queues)
-        self._turn += 1
-        for name in self.queues[start:] + self.queues[:start]:
-            free = self.concurrency - self.active_count
-            if free <= 0 or self._stopping.is_set():
-                break
-            jobs, when = self.backend.claim(name, free, f"{self.id}:{next(self._seq)}")
-            for envelope, token in jobs:
-                self._launch(envelope, token)
-                claimed += 1
-            if when is not None:
-                hint = when if hint is None else min(hint, when)
-        return claimed, hint
-
-    def _launch(self, envelope: Envelope, token: str) -> None:
-        key = (envelope.queue, envelope.id)
-        self.sink.hold(envelope, token)
+    def _take(self) -> tuple[Envelope, str] | None:
         with self._lock:
-            self._active[key] = None
-            self._idle.clear()
-            if len(self._active) >= self.concurrency:
-                self._room.clear()
+            if not self._line or self._stopping.is_set():
+                return None
+            self._moved += 1
+            return self._line.popleft()
+
+    def _run_item(self, envelope: Envelope, token: str) -> None:
+        key = (envelope.queue, envelope.id)
         self.ran += 1
+        with self._lock:
+            self._running += 1
+        try:
+            outcome = self._run_here(envelope, token)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._moved += 1
+                if outcome is not None:
+                    if not self._outbox:
+                        self._outbox_since = time.monotonic()
+                    self._outbox.append((envelope, token, outcome))
+        if outcome is None and key in self._active and self._active[key] is None:
+            self._done(key, None)  # failed outside its handler: delivered again once its lease runs out
+
+    def _run_here(self, envelope: Envelope, token: str) -> Outcome | None:
+        """Run a claimed job: a ``def`` job in this thread (its outcome goes to the outbox), an
+        ``async def`` one on the event loop (it records its own outcome)."""
+        key = (envelope.queue, envelope.id)
         job = self.app.registry.get(envelope.name)
         if job is not None and job.is_async:
             future = self._event_loop().submit(self.runner.aexecute(envelope, self.sink))
@@ -347,27 +359,235 @@ class Worker:
                 if key in self._active:
                     self._active[key] = future
             future.add_done_callback(lambda f: self._done(key, f))
-        else:
-            self._threads.submit(lambda: self._run_sync(key, envelope))
-
-    def _run_sync(self, key: Key, envelope: Envelope) -> None:
+            return None
         try:
-            self.runner.execute(envelope, self.sink)
+            return self.runner.attempt(envelope, self.sink)
         except Exception:
-            logger.exception("job %s: the attempt's outcome was not recorded", envelope.id)
+            logger.exception("job %s: the attempt failed outside its handler; it is delivered again once its lease runs out", envelope.id)
+            self.sink.drop(key)
+            return None
+
+    def _cycle(self, claim: bool = True) -> bool:
+        """Record the outbox and claim up to the free slots into the line; False if another thread is at it
+        or there was nothing to record and nothing to claim."""
+        with self._lock:
+            if self._fetching:
+                self._again = True  # work may have arrived after that call claimed: it looks once more
+                return False
+            self._again = False
+            finished, self._outbox = self._outbox, []
+            since = self._outbox_since
+            want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
+            if not finished and want <= 0:
+                return False
+            self._fetching = True
+        got: list[tuple[Envelope, str]] = []
+        try:
+            got, self._hint = self._cycle_round(finished, max(want, 0))
+            self._back()
+        except (*TRANSIENT, RedisError) as exc:  # type: ignore[misc]
+            if finished and time.monotonic() - since > self.backend.settings.ack_retry_for:
+                logger.error("could not record %d outcome(s) for %gs (%s); they are delivered again once their leases run out",
+                             len(finished), self.backend.settings.ack_retry_for, exc)
+                for envelope, token, outcome in finished:
+                    self.sink.drop_if((envelope.queue, envelope.id), token)
+                    self._done((envelope.queue, envelope.id), None)
+                finished = []
+            with self._lock:
+                self._outbox[:0] = finished
+                if finished:
+                    self._outbox_since = since
+            self._fetching_done()
+            self._outage(exc)
+            return bool(finished)
+        again = self._fetching_done()
+        if again and len(got) < want:
+            return self._cycle() or bool(got or finished)
+        return bool(got or finished)
+
+    def _fetching_done(self) -> bool:
+        """The cycle is over; True if another thread asked for one meanwhile."""
+        with self._lock:
+            self._fetching = False
+            again, self._again = self._again, False
+            return again
+
+    def _cycle_round(self, pending: list[tuple[Envelope, str, Outcome]], want: int) -> tuple[list[tuple[Envelope, str]], float | None]:
+        """Record ``pending`` and claim up to ``want`` jobs (from each queue in turn), one script call per queue."""
+        names = self.queues
+        if len(names) > 1:
+            start = self._turn % len(names)
+            self._turn += 1
+            names = names[start:] + names[:start]
+            first = {p[0].queue for p in pending}  # queues with outcomes to record first, so they share the call
+            names = [n for n in names if n in first] + [n for n in names if n not in first]
+        hint: float | None = None
+        claimed: list[tuple[Envelope, str]] = []
+        left = len(pending)
+        for name in names:
+            mine = [p for p in pending if p[0].queue == name]
+            left -= len(mine)
+            finished = []
+            for item in mine:  # given back at a stop past its grace, or lost: not ours to write
+                if self.sink.owns((name, item[0].id), item[1]):
+                    finished.append(item)
+                else:
+                    self._settle(*item, 0)
+            count = max(want - len(claimed), 0)
+            if not finished and not count:
+                if left:
+                    continue
+                break
+            kept, jobs, when = self.backend.cycle(name, finished, count, f"{self.id}:{next(self._seq)}")
+            for envelope, token in jobs:
+                self._admit(envelope, token)
+            for (envelope, token, outcome), ok in zip(finished, kept):
+                self._settle(envelope, token, outcome, ok)
+            if when is not None:
+                hint = when if hint is None else min(hint, when)
+            claimed += jobs
+            if len(claimed) >= want and not left:
+                break
+        return claimed, hint
+
+    def _admit(self, envelope: Envelope, token: str) -> None:
+        """A claimed job: held under its lease, active, in line."""
+        key = (envelope.queue, envelope.id)
+        self.sink.hold(envelope, token)
+        with self._lock:
+            self._active[key] = None
+            self._line.append((envelope, token))
+            self._idle.clear()
+            if len(self._active) >= self.concurrency:
+                self._room.clear()
+
+    def _settle(self, envelope: Envelope, token: str, outcome: Outcome, kept: int) -> None:
+        """An outcome was recorded (``kept``: finish.lua's answer, 0 if the lease was lost): hooks, then follow-up."""
+        key = (envelope.queue, envelope.id)
+        self.sink.drop_if(key, token)
+        self._done(key, None)
+        try:
+            self.runner.settle(envelope, outcome, bool(kept))
+            self.backend.follow_up_attempt(envelope, outcome, int(kept))  # the ack is applied and the hooks fired
+        except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
+            logger.exception("job %s: after recording its outcome", envelope.id)
+
+    def _quiet(self) -> bool:
+        """Burst: nothing in line, running, waiting to be recorded or being claimed."""
+        with self._lock:
+            return not (self._active or self._line or self._outbox or self._fetching)
+
+    def _stopping_burst(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _rest(self, burst: bool) -> None:
+        """Nothing in line: watch (see above) if no thread does, else sleep until woken."""
+        timeout = self.backend.settings.idle_poll
+        if self._hint is not None:
+            timeout = min(timeout, max(self._hint - self.app.clock.now(), 0.005))
+        with self._cond:
+            if self._watcher or self._stopping.is_set():
+                self._cond.wait(0.05 if burst else timeout)
+                return
+            self._watcher = True
+        try:
+            self._watch(burst, timeout)
         finally:
-            self._done(key, None)
+            with self._cond:
+                self._watcher = False
+                self._cond.notify(1)  # the next idle thread watches
+
+    def _watch(self, burst: bool, timeout: float) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                running, local, moved = self._running, bool(self._line or self._outbox or self._fetching), self._moved
+            if not running and not local:  # nothing runs here: claim as soon as work arrives
+                if burst:
+                    self._stopping.wait(0.01)
+                else:
+                    self._wait_for_work(timeout)
+                return
+            self._stopping.wait(WATCH)
+            with self._lock:
+                stalled = self._moved == moved
+            if stalled:  # jobs run long: record what finished, claim for the free slots, run the next one here
+                if not self._cycle() and not self._line and not burst:
+                    self._wait_for_work(timeout)  # nothing more to do now; look again when work arrives
+                return
+
+    def _wait_for_work(self, timeout: float) -> None:
+        if not self._single:  # listeners wake a thread up
+            with self._cond:
+                self._cond.wait(timeout)
+            return
+        block = min(self.backend.settings.block, max(timeout, 0.01))
+        with self._lock:
+            claim = not self._fetching and not self._stopping.is_set() and len(self._active) < self.concurrency
+            if claim:
+                self._fetching = True
+                want = self.concurrency - len(self._active)
+        try:
+            got = None
+            if claim:  # the claim runs on the server the moment the wait returns: one round trip to pick up
+                got = self.backend.wait_and_claim(self.queues[0], block, want, f"{self.id}:{next(self._seq)}")
+            if got is None:
+                self.backend.wait_for_work(self.queues[0], block)
+            else:
+                jobs, self._hint = got
+                for envelope, token in jobs:
+                    self._admit(envelope, token)
+                self._back()
+        except TRANSIENT as exc:
+            logger.debug("waiting for work failed: %s", exc)
+            self._stopping.wait(min(timeout, 1.0))
+        except RedisError:
+            logger.exception("claiming after a wake-up failed; claiming the usual way")
+            self._stopping.wait(min(timeout, 1.0))
+        finally:
+            if claim:
+                self._fetching_done()
+
+    def _outage(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self._outage_since is None
+            if first:
+                self._outage_since = time.monotonic()
+            pause = self._pause
+            self._pause = min(pause * 2, 2.0)
+        if first:
+            transient = isinstance(exc, TRANSIENT)
+            logger.warning("Redis %s (%s); retrying until it is back", "unreachable" if transient else "refused a claim",
+                           exc, exc_info=not transient)
+        if self._burst and self._burst_error is None:
+            self._burst_error = exc
+            self.stop()
+        self._stopping.wait(pause)
+
+    def _back(self) -> None:
+        if self._outage_since is None:
+            return
+        with self._lock:
+            since, self._outage_since, self._pause = self._outage_since, None, 0.1
+        if since is not None:
+            logger.warning("Redis is back after %.1fs", time.monotonic() - since)
+
+    def _nudge(self) -> None:
+        with self._cond:
+            self._cond.notify(1)
 
     def _done(self, key: Key, future: Future[Any] | None) -> None:
         if future is not None and not future.cancelled() and future.exception() is not None:
             logger.error("job %s: the attempt's outcome was not recorded", key[1], exc_info=future.exception())
         with self._lock:
             self._active.pop(key, None)
+            self._moved += 1
             if len(self._active) < self.concurrency:
                 self._room.set()
             if not self._active:
                 self._idle.set()
-        self._wake.set()
+        if future is not None:
+            self._nudge()  # a slot freed
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -414,7 +634,7 @@ class Worker:
                 continue
             try:
                 if self.backend.wait_for_work(name, block) and not self._stopping.is_set():
-                    self._wake.set()
+                    self._nudge()
             except TRANSIENT:
                 self._stopping.wait(1.0)
             except Exception:

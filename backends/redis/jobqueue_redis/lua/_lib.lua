@@ -28,8 +28,15 @@ local function wscore(priority, seq)
   return string.format('%d', tonumber(priority) * 1000000000000 + tonumber(seq))
 end
 
+-- set by a script that runs many transitions (the worker's cycle): wake-ups and retention are then
+-- done once at its end (see end_batch) instead of once per job
+local batch = nil
+
 local function signal(n)
-  for _ = 1, math.min(n, SIGNAL_MAX) do redis.call('LPUSH', SIGNAL, '1') end
+  if batch then batch.signal = batch.signal + n return end
+  local tokens = {}
+  for i = 1, math.min(n, SIGNAL_MAX) do tokens[i] = '1' end
+  redis.call('LPUSH', SIGNAL, unpack(tokens))
   redis.call('LTRIM', SIGNAL, 0, SIGNAL_MAX - 1)
 end
 
@@ -107,6 +114,7 @@ local function finish_job(id, state, now_s, rules)
     followed = 3
   end
   if followed then redis.call('ZADD', FOLLOWUPS, now_s, id) end
+  if batch then batch.retain[state] = {rules, tonumber(now_s)} return followed end
   retain(state, rules, tonumber(now_s))
   return followed
 end
@@ -122,6 +130,15 @@ local function free_key(id)
     redis.call('ZADD', WAITING, nxt[2], nxt[1])
     signal(1)
   end
+end
+
+local function begin_batch() batch = {signal = 0, retain = {}} end
+
+local function end_batch()
+  local done = batch
+  batch = nil
+  for state, how in pairs(done.retain) do retain(state, how[1], how[2]) end
+  if done.signal > 0 then signal(done.signal) end
 end
 
 -- put a job in line: waiting now, or delayed until not_before
