@@ -64,7 +64,7 @@ def test_three_workers_fire_each_minute_once_and_survive_the_leader_being_killed
         for i in range(3):
             with open(tmp_path / f"worker-{i}.log", "wb") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "jobqueue.cli", "--app", "tests.schedules.ticker_app:app", "worker", "--concurrency", "2"],
+                    [sys.executable, "-m", "jobqueue.cli", "--app", "tests.schedules.ticker_app:app", "worker", "--concurrency", "2", "--processes", "1"],
                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 )
             workers[process.pid] = process
