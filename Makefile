@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast test-deps check-infra clean
+.PHONY: venv demo test test-fast test-deps check-infra chaos load clean
 
 $(STAMP): pyproject.toml backends/redis/pyproject.toml backends/sqs/pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,16 @@ test-deps:
 ## Validate the worker recipes under infra/ (Dockerfile, compose, systemd, Kubernetes).
 check-infra: venv
 	PYTHON=$(PYTHON) bash infra/check-infra.sh
+
+## Reliability (RELIABILITY.md): 20,000 jobs, workers SIGKILLed every ~2 s, redis-server killed and restarted twice.
+chaos: venv
+	bash infra/ensure-redis-server.sh
+	$(PYTHON) -m tests.reliability.chaos --jobs 20000 --json test-artifacts/chaos.json $(CHAOS_ARGS)
+
+## Reliability (RELIABILITY.md): 100,000 jobs through two Redis workers and the memory backend; memory must not grow.
+load: venv
+	bash infra/ensure-redis-server.sh
+	$(PYTHON) -m tests.reliability.load --jobs 100000 --check-rss --json test-artifacts/load.json $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .aws-sam test-artifacts

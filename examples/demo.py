@@ -72,6 +72,23 @@ def send_invoice_pdf(payload: Invoice, ctx: JobContext) -> None:
     raise ValueError(f"PDF renderer rejected the template for invoice {payload.invoice_id}")
 
 
+class Summary(BaseModel):
+    to: str
+
+
+@app.job(queue="reports")
+def render_invoice(payload: Invoice) -> dict[str, object]:
+    """Render one invoice (a member of a group)."""
+    return {"invoice": payload.invoice_id, "pages": 1 + payload.amount_cents // 2000}
+
+
+@app.job(queue="email")
+def email_invoice_summary(payload: Summary, ctx: JobContext) -> dict[str, object]:
+    """The group's callback: runs once, after every invoice ended, and reads their results."""
+    members = ctx.group_results()
+    return {"to": payload.to, "rendered": len(members.results), "failed": len(members.failures)}
+
+
 def show(job_id: str, name: str, what: str) -> None:
     print(f"  {time.strftime('%H:%M:%S')}  {name:<20} {job_id[:8]}  {what}", flush=True)
 
@@ -121,6 +138,18 @@ def main() -> None:
         status = handle.wait(timeout=30)
         detail = status.result if status.state is JobState.COMPLETED else status.error
         print(f"  {handle.name:<20} {status.state.value:<10} attempts {status.attempt}/{status.max_attempts}  {detail}")
+    print("\nWorkflows: three invoices rendered as a group, then one summary email; a welcome email sent once")
+    group = app.group(
+        [render_invoice.s(invoice_id=f"INV-{n}", amount_cents=1500 * n) for n in (1, 2, 3)]
+    ).then(email_invoice_summary.s(to="billing@example.com")).enqueue()
+    first = send_welcome_email.enqueue(user_email="bo@example.com", user_name="Bo", _idempotency_key="welcome:bo")
+    again = send_welcome_email.enqueue(user_email="bo@example.com", user_name="Bo", _idempotency_key="welcome:bo")
+    show(again.id, "send_welcome_email", f"same idempotency key: {'a new job' if again.created else 'the first job'} (id {first.id[:8]})")
+    run_pending()
+    group.wait(timeout=30)
+    callback = group.callback
+    assert callback is not None
+    print(f"  group {group.id[:8]}: {group.tally().completed}/{group.size} members completed; summary -> {callback.result(timeout=5)}")
     print("\nStats:", {name: {s.value: n for s, n in app.stats(name).counts.items() if n} for name in app.queues})
 
 

@@ -23,6 +23,7 @@ from jobqueue.hooks import JobEvent
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, QueueConfig, RateLimit, Retention
 from jobqueue.redaction import Secret
+from jobqueue.refs import JobRef
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo, Health, JobPage, JobStatus, QueueStats, Throughput
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff", "BackendNotInstalled", "BrokerUnavailable", "CapabilityMissing", "ConfigurationError",
     "ErrorInfo", "FakeClock", "Health", "InvalidPayload", "JobCancelled", "JobContext", "JobDefinition",
-    "JobEvent", "JobFailed", "JobHandle", "JobNotFound", "JobPage", "JobQueue", "JobQueueError", "JobState",
+    "JobEvent", "JobFailed", "JobHandle", "JobNotFound", "JobPage", "JobQueue", "JobQueueError", "JobRef", "JobState",
     "JobStatus", "PayloadTooLarge", "QueueConfig", "QueueStats", "RateLimit", "Retention", "Retry", "Secret",
     "Settings", "SystemClock", "Throughput", "UnknownBackend", "UnknownJob", "__version__",
 ]

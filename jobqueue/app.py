@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
@@ -21,7 +22,8 @@ from jobqueue.schedules.model import MissedPolicy, Schedule
 from jobqueue.schedules.registry import Schedules
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
-from jobqueue.status import Health, JobPage, JobStatus, QueueStats, Throughput
+from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
+from jobqueue.workflows import Group, Signature, Workflows
 
 F = TypeVar("F", bound=Callable[..., Any])
 WorkerHook = Callable[[], Any]
@@ -67,6 +69,8 @@ class JobQueue:
 
         #: job events POSTed to URLs (queue ``webhook=``, job ``_webhook=``, ``JOBQUEUE_WEBHOOK_URL``)
         self.webhooks = Webhooks(self)
+        #: dependencies and groups (see :meth:`group` and the ``_depends_on`` option)
+        self.workflows = Workflows(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:
@@ -121,10 +125,14 @@ class JobQueue:
         timeout: Duration | None = None,
         priority: int | None = None,
         webhook: str | None = None,
+        concurrency_per_key: int | None = None,
+        idempotency_window: Duration | None = None,
     ) -> QueueConfig:
         """Declare queue ``name`` and its defaults (attempts, backoff, concurrency, rate limit, retention, timeout).
 
         ``webhook``: a URL that gets a signed POST when a job of this queue completes or fails.
+        ``concurrency_per_key``: at most this many active jobs per ``_concurrency_key`` (default 1).
+        ``idempotency_window``: how long an ``_idempotency_key`` answers with its first job (default 24h).
         """
         values: dict[str, Any] = {"name": name, "attempts": attempts if attempts is not None else self.settings.default_attempts}
         if backoff is not None:
@@ -141,6 +149,10 @@ class JobQueue:
             values["priority"] = priority
         if webhook is not None:
             values["webhook"] = webhook
+        if concurrency_per_key is not None:
+            values["concurrency_per_key"] = concurrency_per_key
+        if idempotency_window is not None:
+            values["idempotency_window"] = parse_duration(idempotency_window, what=f"queue {name!r} idempotency_window")
         try:
             config = QueueConfig(**values)
         except ValueError as exc:
@@ -289,15 +301,36 @@ class JobQueue:
         """Hand validated envelopes to the backend; the handles come back in the same order."""
         if not envelopes:
             return []
-        receipts = self.backend.enqueue(envelopes)
-        return [JobHandle(self, r.id, queue=e.queue, name=e.name, created=r.created) for e, r in zip(envelopes, receipts)]
+        if _uses_workflows(envelopes):
+            self.workflows.check(envelopes)
+        if any(e.depends_on for e in envelopes):
+            receipts = self.workflows.enqueue(envelopes)
+        else:
+            receipts = self.backend.enqueue(envelopes)
+        return self._handles(envelopes, receipts)
 
     async def asubmit(self, envelopes: Sequence[Envelope]) -> list[JobHandle]:
         """:meth:`submit` for asyncio code."""
         if not envelopes:
             return []
-        receipts = await self.backend.aenqueue(envelopes)
+        if _uses_workflows(envelopes):
+            self.workflows.check(envelopes)
+        if any(e.depends_on for e in envelopes):
+            receipts = await asyncio.to_thread(self.workflows.enqueue, envelopes)
+        else:
+            receipts = await self.backend.aenqueue(envelopes)
+        return self._handles(envelopes, receipts)
+
+    def _handles(self, envelopes: Sequence[Envelope], receipts: Sequence[EnqueueReceipt]) -> list[JobHandle]:
         return [JobHandle(self, r.id, queue=e.queue, name=e.name, created=r.created) for e, r in zip(envelopes, receipts)]
+
+    def group(self, members: Iterable[Signature]) -> Group:
+        """A group of jobs that run in parallel: ``app.group([a.s(...), b.s(...)]).then(summary.s()).enqueue()``.
+
+        The callback runs once, after the last member ended (completed, failed or cancelled), and reads
+        the members' results and failures with ``ctx.group_results()``.
+        """
+        return Group(self, members)
 
     def job_named(self, name: str) -> JobDefinition[Any]:
         """The registered job ``name``, or :class:`UnknownJob` listing the known ones."""
@@ -392,3 +425,10 @@ class JobQueue:
     def clean(self, queue: str, state: JobState | str = JobState.COMPLETED, older_than: Duration = 0) -> int:
         """Remove ``queue``'s jobs in ``state`` older than ``older_than``; returns how many."""
         return self.backend.clean(queue, JobState(state), parse_duration(older_than, what="older_than"))
+
+
+def _uses_workflows(envelopes: Sequence[Envelope]) -> bool:
+    return any(
+        e.depends_on or e.idempotency_key is not None or e.concurrency_key is not None or e.group is not None or e.callback_of is not None
+        for e in envelopes
+    )

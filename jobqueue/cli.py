@@ -167,7 +167,9 @@ def status(ctx: click.Context, job_id: str, queue: str | None, wait_seconds: flo
     if found is None:
         raise click.ClickException(f"job {job_id!r} is no longer retained")
     if as_json:
-        _echo_json(found.model_dump(mode="json"))
+        data = found.model_dump(mode="json")
+        data["payload"] = app.redacted_payload(found.name, found.payload)  # secret fields, as everywhere else
+        _echo_json(data)
     else:
         _print_status(app, found)
     if wait_seconds is not None and not found.is_finished:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobqueue.envelope import Envelope
 from jobqueue.errors import JobCancelled
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
+    from jobqueue.status import JobStatus
+    from jobqueue.workflows.group import GroupResults
 
 
 class AttemptSink(Protocol):
@@ -22,10 +27,17 @@ class AttemptSink(Protocol):
 class JobContext:
     """Passed to a handler as its second argument."""
 
-    def __init__(self, envelope: Envelope, sink: AttemptSink, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+    def __init__(
+        self,
+        envelope: Envelope,
+        sink: AttemptSink,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        app: JobQueue | None = None,
+    ) -> None:
         self._envelope = envelope
         self._sink = sink
         self.logger = logger
+        self._app = app
 
     @property
     def job_id(self) -> str:
@@ -56,6 +68,31 @@ class JobContext:
     def cancelled(self) -> bool:
         """True once someone asked to cancel this job; a handler should stop soon."""
         return self._sink.is_cancel_requested(self._envelope)
+
+    def parents(self) -> dict[str, JobStatus | None]:
+        """The jobs this one depended on (``_depends_on``), by id: their status now (None once not retained)."""
+        refs = self._envelope.depends_on
+        statuses = self._workflow_app().workflows.statuses(refs) if refs else []
+        return {ref.id: status for ref, status in zip(refs, statuses)}
+
+    @property
+    def parent_results(self) -> dict[str, Any]:
+        """The results of the jobs this one depended on, by parent id."""
+        return {job_id: status.result for job_id, status in self.parents().items() if status is not None}
+
+    def group_results(self) -> GroupResults:
+        """In a group's callback: every member as it ended (``.results``, ``.failures``, ``.statuses``)."""
+        from jobqueue.workflows.group import read_group_results
+
+        group = self._envelope.callback_of
+        if group is None:
+            raise RuntimeError(f"job {self.job_id!r} is not the callback of a group")
+        return read_group_results(self._workflow_app().workflows, group)
+
+    def _workflow_app(self) -> JobQueue:
+        if self._app is None:
+            raise RuntimeError("this context has no app (made by hand?): parents and group results are unavailable")
+        return self._app
 
     def progress(self, value: float) -> None:
         """Record progress, 0..100. Raises :class:`JobCancelled` if the job was cancelled."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jobqueue.errors import UnsupportedEnvelope
 from jobqueue.options import Backoff
+from jobqueue.refs import GroupRef, JobRef
 
 ENVELOPE_VERSION = 1
 MAX_ENVELOPE_DEPTH = 64
@@ -35,8 +36,18 @@ class Envelope(BaseModel):
     not_before: float | None = None
     timeout: float | None = Field(default=None, gt=0)
     enqueued_at: float = 0.0
-    depends_on: list[str] = Field(default_factory=list)
-    idempotency_key: str | None = None
+    #: parents that must all complete before this job may run (it waits in ``waiting-children``)
+    depends_on: list[JobRef] = Field(default_factory=list)
+    #: a further enqueue with this key within ``idempotency_window`` seconds returns this job instead
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=400)
+    idempotency_window: float | None = Field(default=None, gt=0)
+    #: at most the queue's ``concurrency_per_key`` jobs with this key are active at once
+    concurrency_key: str | None = Field(default=None, min_length=1, max_length=400)
+    #: this job is member ``group_index`` of ``group``; its end is counted in the group's tally
+    group: GroupRef | None = None
+    group_index: int | None = Field(default=None, ge=0)
+    #: this job is the callback of ``callback_of``: it runs once, after every member ended
+    callback_of: GroupRef | None = None
     trace: dict[str, str] = Field(default_factory=dict)
     #: where to POST this job's completed/failed event (``_webhook=`` at enqueue); see jobqueue.webhooks
     webhook: str | None = None
@@ -44,6 +55,11 @@ class Envelope(BaseModel):
     def encode(self) -> str:
         """Compact JSON text of the envelope."""
         return self.model_dump_json(exclude_defaults=False)
+
+    @property
+    def ref(self) -> JobRef:
+        """This job as a :class:`JobRef`."""
+        return JobRef(queue=self.queue, id=self.id)
 
     def next_attempt(self, not_before: float | None) -> Envelope:
         """The envelope of the attempt after this one."""
@@ -80,6 +96,10 @@ def decode_envelope(raw: str | bytes | dict[str, Any], **override: Any) -> Envel
     if isinstance(raw, str):
         # JSON cannot nest deeper than it has opening brackets: most envelopes need no walk
         shallow = raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH
+        try:
+            raw.encode("utf-8")  # text decoded with surrogateescape from bytes that were not UTF-8
+        except UnicodeEncodeError as exc:
+            raise UnsupportedEnvelope(f"message body is not UTF-8: {exc}") from None
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError) as exc:

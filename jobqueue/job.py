@@ -12,20 +12,26 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from jobqueue import telemetry
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, nesting_depth
-from jobqueue.errors import ConfigurationError, InvalidPayload, PayloadTooLarge
+from jobqueue.errors import ConfigurationError, InvalidPayload, JobNotFound, PayloadTooLarge
 from jobqueue.options import Backoff, Duration, QueueConfig, check_priority, parse_duration
 from jobqueue.redaction import redact, secret_paths_of
+from jobqueue.refs import JobRef
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.handle import JobHandle
+    from jobqueue.workflows import Signature
 
 R = TypeVar("R")
 
-ENQUEUE_OPTIONS = frozenset({"_delay", "_priority", "_attempts", "_backoff", "_job_id", "_timeout", "_webhook"})
+ENQUEUE_OPTIONS = frozenset({
+    "_delay", "_priority", "_attempts", "_backoff", "_job_id", "_timeout", "_webhook",
+    "_depends_on", "_idempotency_key", "_idempotency_window", "_concurrency_key",
+})
 
 
 def new_job_id() -> str:
@@ -135,6 +141,7 @@ class JobDefinition(Generic[R]):
         webhook = options.get("_webhook")
         if webhook is not None and (not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))):
             raise ConfigurationError(f"_webhook must be an http:// or https:// URL, not {webhook!r}")
+        window = options.get("_idempotency_window")
         return Envelope(
             id=job_id,
             name=self.name,
@@ -149,13 +156,45 @@ class JobDefinition(Generic[R]):
             enqueued_at=now,
             trace=telemetry.inject(),
             webhook=webhook,
+            depends_on=self._parents(options.get("_depends_on")),
+            idempotency_key=_key(options.get("_idempotency_key"), "_idempotency_key"),
+            idempotency_window=None if window is None else parse_duration(window, what="_idempotency_window") or None,
+            concurrency_key=_key(options.get("_concurrency_key"), "_concurrency_key"),
         )
+
+    def _parents(self, parents: Any) -> list[JobRef]:
+        """``_depends_on``: handles, :class:`JobRef`s, statuses, or ids (looked up in every queue)."""
+        if parents is None:
+            return []
+        if isinstance(parents, (str, bytes)) or not isinstance(parents, Iterable):
+            parents = [parents]
+        refs: list[JobRef] = []
+        for parent in parents:
+            if isinstance(parent, JobRef):
+                ref = parent
+            elif isinstance(parent, str):
+                status = self.app.get(parent)
+                if status is None:
+                    raise JobNotFound(f"_depends_on: no job with id {parent!r} is known (never enqueued, or no longer retained)")
+                ref = JobRef(queue=status.queue, id=parent)
+            elif isinstance(getattr(parent, "id", None), str) and isinstance(getattr(parent, "queue", None), str):
+                ref = JobRef(queue=parent.queue, id=parent.id)
+            else:
+                raise ConfigurationError(f"_depends_on takes job handles, JobRefs or job ids, not {parent!r}")
+            if ref not in refs:
+                refs.append(ref)
+        return refs
 
     def _checked_payload(self, model: BaseModel | None) -> dict[str, Any]:
         """The payload as JSON data, within the size and nesting bounds every backend can carry."""
         if model is None:
             return {}
-        text = model.model_dump_json()
+        try:
+            text = model.model_dump_json()
+        except PydanticSerializationError as exc:  # nested past pydantic's own depth limit, or a value JSON cannot hold
+            if "depth" in str(exc):
+                raise PayloadTooLarge(self.name, f"payload nests deeper than {MAX_ENVELOPE_DEPTH - 2} levels") from None
+            raise InvalidPayload(self.name, [], f"payload is not JSON-serialisable: {exc}") from None
         size = len(text.encode("utf-8"))
         limit = self.app.settings.max_payload_bytes
         if size > limit:
@@ -171,6 +210,16 @@ class JobDefinition(Generic[R]):
         if payload is not None and fields:
             raise TypeError(f"job {self.name!r}: pass the payload either as a model/dict or as keyword fields, not both")
         return (payload if payload is not None else fields or None), options
+
+    def s(self, payload: BaseModel | Mapping[str, Any] | None = None, /, **kwargs: Any) -> Signature:
+        """This job with a payload and options, to enqueue later as part of a group (``app.group``)."""
+        from jobqueue.workflows import Signature
+
+        data, options = self._split(payload, kwargs)
+        unknown = set(options) - ENQUEUE_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown enqueue option(s) {', '.join(sorted(unknown))} for job {self.name!r}")
+        return Signature(self, data, options)
 
     # -- enqueue ----------------------------------------------------------------------
 
@@ -204,6 +253,14 @@ class JobDefinition(Generic[R]):
                 item = {k: v for k, v in item.items() if not k.startswith("_")}
             envelopes.append(self.build_envelope(item, own))
         return envelopes
+
+
+def _key(value: Any, option: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 400:
+        raise ConfigurationError(f"{option} must be a non-empty string of at most 400 characters, not {value!r}")
+    return value
 
 
 def _delay_seconds(delay: Any) -> float:

@@ -174,6 +174,10 @@ class QueueConfig(BaseModel):
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     #: where to POST the completed/failed events of this queue's jobs (see jobqueue.webhooks)
     webhook: str | None = Field(default=None, pattern=r"^https?://")
+    #: at most this many active jobs per ``_concurrency_key`` (e.g. one sync per tenant at a time)
+    concurrency_per_key: int = Field(default=1, ge=1)
+    #: seconds an ``_idempotency_key`` keeps answering with its first job (a job may override it)
+    idempotency_window: float = Field(default=86400.0, gt=0)
 
     @field_validator("name")
     @classmethod

@@ -54,7 +54,11 @@ class Outcome:
 
 
 class FinishingSink(AttemptSink, Protocol):
-    """A sink that also persists the outcome. ``finish`` returns False if the job was no longer ours."""
+    """A sink that also persists the outcome. ``finish`` returns False if the job was no longer ours.
+
+    A sink may also have ``after_finish(envelope)``: called once the outcome is kept and the hooks have
+    fired (the in-process backends tell dependents and groups there, so events keep their order).
+    """
 
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool: ...
 
@@ -152,7 +156,7 @@ class JobRunner:
         if job_logger is None:
             job_logger = self._loggers[envelope.name] = logging.getLogger(f"jobqueue.job.{envelope.name}")
         adapter = logging.LoggerAdapter(job_logger, {"job_id": envelope.id, "attempt": envelope.attempt})
-        return JobContext(envelope, sink, adapter)
+        return JobContext(envelope, sink, adapter, self.app)
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = time.perf_counter() - started
@@ -174,7 +178,11 @@ class JobRunner:
         except Exception:
             logger.exception("could not record the outcome of job %s (attempt %d); it will be delivered again", envelope.id, envelope.attempt)
             raise
-        return self.settle(envelope, outcome, kept)
+        self.settle(envelope, outcome, kept)
+        after_finish = getattr(sink, "after_finish", None)
+        if kept and after_finish is not None:
+            after_finish(envelope)
+        return outcome
 
     def settle(self, envelope: Envelope, outcome: Outcome, kept: bool) -> Outcome:
         """After the outcome was recorded (``kept``) or refused (the lease was lost): log, fire the hooks."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -45,9 +47,16 @@ def free_port(*, bus: bool = False) -> int:
     raise RuntimeError("no free loopback port found")
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, *, password: str | None = None, tls_ca: Path | None = None) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=0.5) as sock:
+        with socket.create_connection((HOST, port), timeout=0.5) as raw:
+            sock: socket.socket = raw
+            if tls_ca is not None:
+                sock = ssl.create_default_context(cafile=str(tls_ca)).wrap_socket(raw, server_hostname=HOST)
+            if password is not None:
+                sock.sendall(f"AUTH {password}\r\n".encode())
+                if not sock.recv(64).startswith(b"+OK"):
+                    return False
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
@@ -55,29 +64,48 @@ def _ping(port: int) -> bool:
 
 
 class RedisServer:
-    """One redis-server. ``stop()`` / ``start()`` again reuse the port (and, with ``persist``, the data)."""
+    """One redis-server. ``stop()`` / ``start()`` again reuse the port (and, with ``persist``, the data).
 
-    def __init__(self, port: int | None = None, *, cluster: bool = False, persist: bool = False) -> None:
+    ``persist``: AOF on, fsync per ``appendfsync`` (``always`` or ``everysec``). ``password``: ``requirepass``.
+    ``tls``: (cert, key, CA) files; the server then listens with TLS only and :attr:`url` is ``rediss://``.
+    """
+
+    def __init__(
+        self, port: int | None = None, *, cluster: bool = False, persist: bool = False, appendfsync: str = "always",
+        password: str | None = None, tls: tuple[Path, Path, Path] | None = None, extra_args: list[str] | None = None,
+    ) -> None:
         self.port = port or free_port(bus=cluster)
         self.cluster = cluster
         self.persist = persist
+        self.appendfsync = appendfsync
+        self.password = password
+        self.tls = tls
+        self.extra_args = list(extra_args or [])
         self.dir = Path(tempfile.mkdtemp(prefix=f"jobqueue-redis-{self.port}-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{'rediss' if self.tls else 'redis'}://{auth}{HOST}:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         binary = redis_server_binary()
         if binary is None:
             unavailable("redis-server is not installed")
         args = [
-            str(binary), "--port", str(self.port), "--bind", HOST, "--dir", str(self.dir),
+            str(binary), "--port", "0" if self.tls else str(self.port), "--bind", HOST, "--dir", str(self.dir),
             "--save", "", "--appendonly", "yes" if self.persist else "no", "--protected-mode", "no",
         ]
         if self.persist:
-            args += ["--appendfsync", "always"]
+            args += ["--appendfsync", self.appendfsync]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.tls:
+            cert, key, ca = self.tls
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                     "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+        args += self.extra_args
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf", "--cluster-node-timeout", "2000"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,7 +113,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 unavailable(f"redis-server exited at start with code {self.process.returncode}")
-            if _ping(self.port):
+            if _ping(self.port, password=self.password, tls_ca=self.tls[2] if self.tls else None):
                 return self
             time.sleep(0.05)
         self.stop()
@@ -100,6 +128,13 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last flush; what survives is what the AOF had on disk."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
         self.process = None
 
     def cleanup(self) -> None:

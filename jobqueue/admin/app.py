@@ -265,7 +265,7 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
     raw = await request.body()
     try:
         data = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser's stack
         raise _unprocessable("body", "not JSON") from None
     try:
         return model.model_validate(data)

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from jobqueue.envelope import Envelope
 from jobqueue.errors import CapabilityMissing
+from jobqueue.refs import JobRef
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.schedules.store import ScheduleStore
+    from jobqueue.workflows.store import WorkflowStore
 
 
 class Capability(str, Enum):
@@ -31,6 +33,10 @@ class Capability(str, Enum):
     PAUSE = "pause"                      # a paused queue starts no job
     LIST_JOBS = "list_jobs"              # list a queue's jobs by state
     WORKER = "worker"                    # a long-running worker process (`jobqueue worker`)
+    DEPENDENCIES = "dependencies"        # _depends_on holds a job in waiting-children until its parents end
+    GROUPS = "groups"                    # app.group([...]).then(callback): the callback runs once, after all
+    IDEMPOTENCY_KEY = "idempotency_key"  # _idempotency_key: one job per key within its window
+    CONCURRENCY_KEY = "concurrency_key"  # _concurrency_key: at most N active jobs per key, across workers
 
     def __str__(self) -> str:
         return self.value
@@ -158,6 +164,14 @@ class Backend(ABC):
             return None
         job = page.jobs[0]
         return max(job.created_at, job.not_before or job.created_at)
+
+    def get_many(self, refs: Sequence[JobRef]) -> list[JobStatus | None]:
+        """The statuses of ``refs`` in order (None where unknown). The default asks one at a time."""
+        return [self.get(ref.id, ref.queue) for ref in refs]
+
+    def workflow_store(self) -> WorkflowStore:
+        """The atomic steps of dependencies and groups (see :mod:`jobqueue.workflows.store`)."""
+        raise CapabilityMissing(self.name, Capability.DEPENDENCIES.value)
 
     def close(self) -> None:
         """Release connections. The backend may be used again after (it reconnects)."""

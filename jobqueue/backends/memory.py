@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from jobqueue.backends.base import Backend
 from jobqueue.backends.memory_store import MemoryStore
+from jobqueue.backends.memory_workflows import MemoryWorkflowStore
 from jobqueue.envelope import Envelope
+from jobqueue.refs import JobRef
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
@@ -15,12 +18,15 @@ from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueSta
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
 
+logger = logging.getLogger("jobqueue.memory")
+
 
 class _StoreSink:
-    """What a running attempt writes to: the store."""
+    """What a running attempt writes to: the store. ``on_finish`` is told of every outcome kept, after its hooks."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, on_finish: Callable[[JobRef], None] | None = None) -> None:
         self.store = store
+        self.on_finish = on_finish
 
     def set_progress(self, envelope: Envelope, value: float) -> None:
         self.store.set_progress(envelope, value)
@@ -30,6 +36,10 @@ class _StoreSink:
 
     def finish(self, envelope: Envelope, outcome: Outcome) -> bool:
         return self.store.finish(envelope, outcome)
+
+    def after_finish(self, envelope: Envelope) -> None:
+        if self.on_finish is not None:
+            self.on_finish(envelope.ref)
 
 
 class InProcessBackend(Backend):
@@ -41,7 +51,21 @@ class InProcessBackend(Backend):
         super().bind(app)
         self.store = MemoryStore(app.queue_config, app.clock.now)
         self.runner = JobRunner(app)
-        self.sink = _StoreSink(self.store)
+        self.workflows = MemoryWorkflowStore(self.store, app.clock.now)
+        self.sink = _StoreSink(self.store, self._follow_up)
+
+    def workflow_store(self) -> MemoryWorkflowStore:
+        return self.workflows
+
+    def _follow_up(self, job: JobRef) -> None:
+        """Tell the dependents and group of a job that just ended (a no-op for a job without either)."""
+        followup = self.workflows.followup(job)
+        if followup is None:
+            return
+        try:
+            self.app.workflows.after_end(followup)
+        except Exception:
+            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", job)
 
     def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
         return self.store.get(job_id, queue)
@@ -64,7 +88,11 @@ class InProcessBackend(Backend):
         return Health(status="healthy", backend=self.name, broker_reachable=True, latency_ms=0.0, detail="in-process")
 
     def cancel(self, job_id: str, queue: str | None = None) -> bool:
-        return self.store.cancel(job_id, queue)
+        status = self.store.get(job_id, queue)
+        cancelled = self.store.cancel(job_id, queue)
+        if cancelled and status is not None:
+            self._follow_up(JobRef(queue=status.queue, id=job_id))
+        return cancelled
 
     def retry(self, job_id: str, queue: str | None = None) -> bool:
         return self.store.retry(job_id, queue)

@@ -12,6 +12,7 @@ from typing import Any
 
 from jobqueue.envelope import Envelope
 from jobqueue.options import QueueConfig
+from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome
 from jobqueue.states import FINISHED_STATES, JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, JobPage, JobStatus, QueueStats
@@ -31,6 +32,8 @@ class Record:
     started_at: float | None = None
     finished_at: float | None = None
     cancel_requested: bool = False
+    #: parents whose end this job (in waiting-children) has noted, by parent
+    ended_parents: dict[JobRef, Any] = field(default_factory=dict)
 
     def status(self) -> JobStatus:
         env = self.envelope
@@ -53,6 +56,10 @@ class _Queue:
     window_count: int = 0
     #: minute (epoch seconds // 60) -> [completed, failed] finished in it; the last THROUGHPUT_MINUTES kept
     finished_per_minute: dict[int, list[int]] = field(default_factory=dict)
+    #: concurrency key -> how many of its jobs are active
+    active_keys: dict[str, int] = field(default_factory=dict)
+    #: idempotency key -> (the first job's id, until when the key answers with it)
+    idempotency: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 THROUGHPUT_MINUTES = 120
@@ -68,6 +75,18 @@ class MemoryStore:
         self._records: dict[Key, Record] = {}
         self._queues: dict[str, _Queue] = {}
         self._seq = itertools.count()
+        #: workflow state (see jobqueue.backends.memory_workflows): parent -> children, ended jobs not yet followed up
+        self.dependents: dict[Key, list[JobRef]] = {}
+        self.followups: dict[Key, float] = {}
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every change of this store holds."""
+        return self._lock
+
+    def record(self, key: Key) -> Record | None:
+        """The record of (queue, id), if stored (call with :attr:`lock` held)."""
+        return self._records.get(key)
 
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)
@@ -84,14 +103,36 @@ class MemoryStore:
             for env in envelopes:
                 self._expire(env.queue, now)
                 key = (env.queue, env.id)
+                first = self._idempotent_match(env, now)
+                if first is not None:
+                    receipts.append(EnqueueReceipt(id=first, created=False))
+                    continue
                 if key in self._records:
                     receipts.append(EnqueueReceipt(id=env.id, created=False))
                     continue
                 record = Record(env, JobState.WAITING, next(self._seq), created_at=env.enqueued_at or now)
                 self._records[key] = record
-                self._schedule(record, now)
+                if env.depends_on:
+                    record.state = JobState.WAITING_CHILDREN
+                else:
+                    self._schedule(record, now)
                 receipts.append(EnqueueReceipt(id=env.id, created=True))
         return receipts
+
+    def _idempotent_match(self, env: Envelope, now: float) -> str | None:
+        """The id of the job that holds ``env``'s idempotency key, or None after claiming the key for ``env``."""
+        if env.idempotency_key is None:
+            return None
+        keys = self._queue(env.queue).idempotency
+        held = keys.get(env.idempotency_key)
+        if held is not None and held[1] > now:
+            return held[0]
+        window = env.idempotency_window or self._config(env.queue).idempotency_window
+        keys[env.idempotency_key] = (env.id, now + window)
+        if len(keys) > 1024:  # drop expired keys now and then
+            for stale in [k for k, (_, until) in keys.items() if until <= now]:
+                del keys[stale]
+        return None
 
     def _schedule(self, record: Record, now: float) -> None:
         queue = self._queue(record.envelope.queue)
@@ -102,6 +143,20 @@ class MemoryStore:
         else:
             record.state = JobState.WAITING
             heapq.heappush(queue.waiting, (env.priority, record.seq, env.id))
+
+    # -- workflow steps (called by MemoryWorkflowStore with the lock held) ------------------------
+
+    def release(self, record: Record) -> None:
+        """Move a job out of waiting-children: to waiting, or delayed if its time is ahead."""
+        self._schedule(record, self._now())
+
+    def end_pending(self, record: Record, state: JobState) -> None:
+        """End a job that is not active (a child whose parent failed or was cancelled)."""
+        self._end(self._queue(record.envelope.queue), record, state, self._now())
+
+    def records_in(self, name: str, state: JobState) -> list[Record]:
+        """The records of queue ``name`` in ``state``, oldest first."""
+        return sorted((r for (q, _), r in self._records.items() if q == name and r.state is state), key=lambda r: r.seq)
 
     # -- claiming -----------------------------------------------------------------------------
 
@@ -140,15 +195,24 @@ class MemoryStore:
                     queue.window_start, queue.window_count = now, 0
                 if queue.window_count >= config.rate_limit.limit:
                     return None
-            while queue.waiting:
-                _, _, job_id = heapq.heappop(queue.waiting)
-                record = self._records.get((name, job_id))
-                if record is None or record.state is not JobState.WAITING:
-                    continue
-                if honour_limits and config.rate_limit is not None:
-                    queue.window_count += 1
-                return self._activate(queue, record, now)
-            return None
+            held_back: list[tuple[int, int, str]] = []
+            try:
+                while queue.waiting:
+                    entry = heapq.heappop(queue.waiting)
+                    record = self._records.get((name, entry[2]))
+                    if record is None or record.state is not JobState.WAITING:
+                        continue
+                    key = record.envelope.concurrency_key
+                    if honour_limits and key is not None and queue.active_keys.get(key, 0) >= config.concurrency_per_key:
+                        held_back.append(entry)
+                        continue
+                    if honour_limits and config.rate_limit is not None:
+                        queue.window_count += 1
+                    return self._activate(queue, record, now)
+                return None
+            finally:
+                for entry in held_back:
+                    heapq.heappush(queue.waiting, entry)
 
     def claim_id(self, name: str, job_id: str, *, ignore_delay: bool = False) -> Envelope | None:
         """Mark one given job active, whatever its place in line (the sync backend runs jobs inline).
@@ -168,7 +232,20 @@ class MemoryStore:
         record.started_at = now
         record.progress = 0.0
         queue.active.add(record.envelope.id)
+        key = record.envelope.concurrency_key
+        if key is not None:
+            queue.active_keys[key] = queue.active_keys.get(key, 0) + 1
         return record.envelope
+
+    def _deactivate(self, queue: _Queue, record: Record) -> None:
+        queue.active.discard(record.envelope.id)
+        key = record.envelope.concurrency_key
+        if key is not None:
+            left = queue.active_keys.get(key, 0) - 1
+            if left > 0:
+                queue.active_keys[key] = left
+            else:
+                queue.active_keys.pop(key, None)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -189,7 +266,7 @@ class MemoryStore:
             if record is None or record.state is not JobState.ACTIVE or record.envelope.attempt != envelope.attempt:
                 return False
             queue = self._queue(envelope.queue)
-            queue.active.discard(envelope.id)
+            self._deactivate(queue, record)
             record.error = outcome.error if outcome.error is not None else record.error
             if outcome.state is JobState.DELAYED:
                 record.envelope = envelope.next_attempt(outcome.retry_at)
@@ -208,6 +285,9 @@ class MemoryStore:
     def _end(self, queue: _Queue, record: Record, state: JobState, now: float) -> None:
         record.state = state
         record.finished_at = now
+        key = (record.envelope.queue, record.envelope.id)
+        if record.envelope.group is not None or self.dependents.get(key):
+            self.followups[key] = now
         if state in (JobState.COMPLETED, JobState.FAILED):
             minute = int(now // 60)
             counts = queue.finished_per_minute.setdefault(minute, [0, 0])
@@ -226,14 +306,19 @@ class MemoryStore:
         if rule.max_count is not None:
             while len(finished) > rule.max_count:
                 job_id, _ = finished.popitem(last=False)
-                self._records.pop((name, job_id), None)
+                self._forget((name, job_id))
         if rule.max_age is not None:
             while finished:
                 job_id, finished_at = next(iter(finished.items()))
                 if now - finished_at <= rule.max_age:
                     break
                 finished.popitem(last=False)
-                self._records.pop((name, job_id), None)
+                self._forget((name, job_id))
+
+    def _forget(self, key: Key) -> None:
+        self._records.pop(key, None)
+        if key not in self.followups:
+            self.dependents.pop(key, None)
 
     def _expire(self, name: str, now: float) -> None:
         queue = self._queue(name)
@@ -356,7 +441,7 @@ class MemoryStore:
                 if key[0] == name and r.state is state and now - (r.finished_at or r.created_at) >= older_than
             ]
             for key in doomed:
-                del self._records[key]
+                self._forget(key)
                 if state in FINISHED_STATES:
                     queue.finished[state].pop(key[1], None)
             return len(doomed)

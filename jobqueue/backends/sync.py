@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from jobqueue.backends.base import Capability
 from jobqueue.backends.memory import InProcessBackend
+from jobqueue.backends.memory_store import MemoryStore
+from jobqueue.backends.memory_workflows import MemoryWorkflowStore
 from jobqueue.envelope import Envelope
+from jobqueue.refs import JobRef
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt
+from jobqueue.workflows.store import Followup, JobEnd
+
+if TYPE_CHECKING:
+    from jobqueue.app import JobQueue
 
 logger = logging.getLogger("jobqueue.sync")
 
@@ -26,7 +33,9 @@ class SyncBackend(InProcessBackend):
     """
 
     name: ClassVar[str] = "sync"
-    lacks: ClassVar[frozenset[Capability]] = frozenset({Capability.RETRY_BACKOFF, Capability.RATE_LIMIT, Capability.CONCURRENCY_LIMIT})
+    lacks: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.RETRY_BACKOFF, Capability.RATE_LIMIT, Capability.CONCURRENCY_LIMIT, Capability.CONCURRENCY_KEY}
+    )
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
@@ -44,6 +53,10 @@ class SyncBackend(InProcessBackend):
             if receipt.created:
                 await self._arun_inline(envelope.queue, envelope.id)
         return receipts
+
+    def bind(self, app: JobQueue) -> None:
+        super().bind(app)
+        self.workflows = _InlineWorkflowStore(self.store, app.clock.now, self)
 
     def _start(self, envelope: Envelope) -> None:
         job = self.app.registry.get(envelope.name)
@@ -103,3 +116,17 @@ class SyncBackend(InProcessBackend):
         count = super().retry_failed(queue)
         self.run_due([queue])
         return count
+
+
+class _InlineWorkflowStore(MemoryWorkflowStore):
+    """The sync backend runs a child inline as soon as its last parent completes."""
+
+    def __init__(self, store: MemoryStore, now: Callable[[], float], backend: SyncBackend) -> None:
+        super().__init__(store, now)
+        self.backend = backend
+
+    def resolve(self, child: JobRef, parent: JobRef, end: JobEnd) -> Envelope | Followup | None:
+        outcome = super().resolve(child, parent, end)
+        if isinstance(outcome, Envelope):
+            self.backend._start(outcome)
+        return outcome

@@ -41,6 +41,8 @@ class Harness(ABC):
 
     #: what the backend declares it lacks (set by :meth:`make_app` from the backend)
     lacks: frozenset[Capability] = frozenset()
+    #: False for a stand-in whose speed says nothing about the backend's (fakeredis): it skips the size cases
+    runs_size_cases: bool = True
 
     @property
     def time_resolution(self) -> float:

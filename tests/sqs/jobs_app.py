@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,6 +46,11 @@ def register(app: JobQueue) -> JobQueue:
     @app.job(queue="other")
     def big(payload: Value) -> str:
         return "x" * int(payload.value)
+
+    @app.job(queue="other")
+    def noise(payload: Value) -> str:
+        """A result that does not compress: random base64 of ``value`` characters."""
+        return base64.b64encode(os.urandom(int(payload.value))).decode()[: int(payload.value)]
 
     return app
 

@@ -9,6 +9,10 @@ import sys
 import time
 import urllib.request
 from contextlib import closing
+from pathlib import Path
+
+#: moto's server with DynamoDB's writes made atomic (see the module)
+LAUNCHER = Path(__file__).with_name("moto_launch.py")
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -26,14 +30,14 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """``python -m moto.server`` in a child process; :attr:`endpoint` once it answers."""
+    """moto's server (``moto_launch.py``) in a child process; :attr:`endpoint` once it answers."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **DUMMY_ENV}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, str(LAUNCHER), "-H", "127.0.0.1", "-p", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30

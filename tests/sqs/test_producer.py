@@ -73,15 +73,22 @@ def test_large_envelope_under_the_limit_keeps_its_payload_in_the_message(sqs_app
     assert job.status().payload == {}  # the table keeps the envelope without it
     sqs_app.backend.drain()
     status = job.status()  # the worker read the payload from the message
-    assert status.state is JobState.COMPLETED and status.result[TRUNCATED_RESULT] is True
+    assert status.state is JobState.COMPLETED and status.result == "y" * 600_000  # kept compressed
 
 
-def test_result_past_the_item_limit_is_truncated_and_says_so(sqs_app: JobQueue) -> None:
+def test_large_result_is_kept_compressed(sqs_app: JobQueue) -> None:
     job = sqs_app.registry["big"].enqueue(value=500_000)
     sqs_app.backend.drain()
     status = job.status()
+    assert status.state is JobState.COMPLETED and status.result == "x" * 500_000
+
+
+def test_result_past_the_item_limit_is_truncated_and_says_so(sqs_app: JobQueue) -> None:
+    job = sqs_app.registry["noise"].enqueue(value=600_000)  # does not compress below 400 KB
+    sqs_app.backend.drain()
+    status = job.status()
     assert status.state is JobState.COMPLETED
-    assert status.result[TRUNCATED_RESULT] is True and status.result["bytes"] == 500_002
+    assert status.result[TRUNCATED_RESULT] is True and status.result["bytes"] == 600_002
 
 
 def test_long_delay_hops(sqs_app: JobQueue) -> None:

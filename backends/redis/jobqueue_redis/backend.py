@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,15 +13,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jobqueue.backends.base import Backend
 from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable, UnsupportedEnvelope
+from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome, error_info
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
+from jobqueue.workflows.store import Followup, end_of
 from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_spec, status_of
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
 from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, is_noscript, run_pipeline
 from jobqueue_redis.settings import RedisSettings
+from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, RedisWorkflowStore, encode_ref
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -33,6 +37,7 @@ DEFAULT_CONCURRENCY = 10
 _STATE_SETS = {
     JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
     JobState.COMPLETED: "completed", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled",
+    JobState.WAITING_CHILDREN: "waiting-children",
 }
 
 
@@ -69,6 +74,7 @@ class RedisBackend(Backend):
         self.scripts = Scripts()
         self.fallback = InlineFallback(app)
         self._keys: dict[str, QueueKeys] = {}
+        self._workflows = RedisWorkflowStore(self)
         self._retention: dict[str, tuple[Any, str]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -131,18 +137,26 @@ class RedisBackend(Backend):
     # -- producing ------------------------------------------------------------------------------
 
     def _enqueue_args(self, envelope: Envelope, origin: str, now: float) -> list[str]:
+        idempotency: list[str] = ["", "", ""]
+        if envelope.idempotency_key is not None:
+            window = envelope.idempotency_window or self.app.queue_config(envelope.queue).idempotency_window
+            idempotency = [envelope.idempotency_key, repr(now + window), str(max(math.ceil(window * 1000), 1))]
         return [
             envelope.id, envelope.encode(), str(envelope.priority),
             "" if envelope.not_before is None else repr(envelope.not_before), repr(now),
             repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), origin,
-            self.retention(envelope.queue),
+            self.retention(envelope.queue), *idempotency, envelope.concurrency_key or "",
+            "1" if envelope.group is not None else "", *(encode_ref(parent) for parent in envelope.depends_on),
         ]
 
     def _receipts(self, envelopes: Sequence[Envelope], results: Sequence[Any]) -> list[EnqueueReceipt]:
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return [EnqueueReceipt(id=e.id, created=bool(int(r))) for e, r in zip(envelopes, results)]
+        return [
+            EnqueueReceipt(id=r[1], created=False) if isinstance(r, list) else EnqueueReceipt(id=e.id, created=bool(int(r)))
+            for e, r in zip(envelopes, results)
+        ]
 
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
         """One round trip for one job; a pipeline for many. Safe to resend: ids dedup, the origin token tells ours."""
@@ -224,6 +238,7 @@ class RedisBackend(Backend):
         states = [JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED]
         counts = {state: 0 for state in JobState}
         counts.update({state: int(n) for state, n in zip(states, raw)})
+        counts[JobState.WAITING_CHILDREN] = int(raw[7])
         return QueueStats(queue=queue, counts=counts, paused=bool(int(raw[6])))
 
     def list_jobs(self, queue: str, state: JobState, *, limit: int = 50, cursor: str | None = None) -> JobPage:
@@ -265,7 +280,10 @@ class RedisBackend(Backend):
         if name is None:
             return False
         args = [job_id, repr(self._now()), self.retention(name)]
-        return bool(int(self._bounded("cancel", lambda: self._run(self.scripts.cancel, name, args))))
+        answer = int(self._bounded("cancel", lambda: self._run(self.scripts.cancel, name, args)))
+        if answer == FOLLOW_UP:
+            self.follow_up(JobRef(queue=name, id=job_id))
+        return bool(answer)
 
     def retry(self, job_id: str, queue: str | None = None) -> bool:
         name = self._locate(job_id, queue)
@@ -308,6 +326,50 @@ class RedisBackend(Backend):
                 logger.debug("closing the Redis client failed", exc_info=True)
         self._aclient = None
 
+    def workflow_store(self) -> RedisWorkflowStore:
+        """Dependencies, groups and follow-ups in Redis (see :mod:`jobqueue_redis.workflows`)."""
+        return self._workflows
+
+    def follow_up(self, job: JobRef) -> None:
+        """Tell the dependents and group of a job that just ended (call after the step that ended it was applied).
+
+        Errors are logged, never raised: the follow-up stays recorded and the workers' recovery runs it again.
+        """
+        try:
+            followup = self._workflows.followup(job)
+            if followup is not None:
+                self.app.workflows.after_end(followup)
+        except Exception:
+            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", job)
+
+    def follow_up_attempt(self, envelope: Envelope, outcome: Outcome, answer: int) -> None:
+        """Run the follow-up of an attempt whose outcome ``finish.lua`` recorded with ``answer``, if it left one.
+
+        The follow-up is built from the attempt (a delayed outcome ends a job only when it was cancelled).
+        """
+        if answer not in FOLLOW_UPS:
+            return
+        state = JobState.CANCELLED if outcome.state is JobState.DELAYED else outcome.state
+        followup = Followup(envelope=envelope, end=end_of(state, outcome.error, outcome.result))
+        if answer == FOLLOW_UP_GROUP:
+            self._workflows.note_childless(envelope.ref)
+        try:
+            self.app.workflows.after_end(followup)
+        except Exception:
+            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", envelope.id)
+
+    def run_followups(self, queues: Sequence[str], older_than: float = 0.0) -> int:
+        """Run the follow-ups of ``queues`` recorded at least ``older_than`` seconds ago; returns how many ran."""
+        ran = 0
+        for queue in queues:
+            for followup in self._workflows.pending_followups(queue, older_than):
+                try:
+                    self.app.workflows.after_end(followup)
+                    ran += 1
+                except Exception:
+                    logger.exception("follow-up of job %s failed; recovery will retry", followup.envelope.ref)
+        return ran
+
     def schedule_store(self) -> ScheduleStore:
         """Dynamic schedules, cursors and the ticker's lease in Redis (see :mod:`jobqueue_redis.schedule_store`)."""
         store = self._schedule_store
@@ -325,11 +387,12 @@ class RedisBackend(Backend):
 
     def cycle(
         self, queue: str, finished: Sequence[tuple[Envelope, str, Outcome]], count: int, token_prefix: str,
-    ) -> tuple[list[bool], list[tuple[Envelope, str]], float | None]:
+    ) -> tuple[list[int], list[tuple[Envelope, str]], float | None]:
         """Record ``finished`` attempts of ``queue`` and claim up to ``count`` more, in one script call.
 
         The worker's hot path: finish.lua for each outcome, then claim.lua (skipped when ``count`` is 0),
-        atomically, in one round trip. Returns whether each outcome was written, the claimed jobs, the hint.
+        atomically, in one round trip. Returns finish.lua's answer for each outcome (as :meth:`finish_many`:
+        0 not written, else written, :data:`FOLLOW_UPS` with a follow-up to run), the claimed jobs, the hint.
         """
         now = self._now()
         retention = self.retention(queue)
@@ -339,7 +402,7 @@ class RedisBackend(Backend):
         if count > 0:
             args += self._claim_args(queue, count, token_prefix, now)
         done, reply = self._run(self.scripts.cycle, queue, args)
-        kept = [bool(int(r)) for r in done]
+        kept = [int(r) for r in done]
         if not reply:
             return kept, [], None
         claimed, hint = self._claimed(queue, reply)
@@ -391,11 +454,13 @@ class RedisBackend(Backend):
             repr(now), count, repr(now + self.settings.lease), token_prefix,
             "" if config.concurrency is None else config.concurrency,
             "" if rate is None else rate.limit, "" if rate is None else repr(rate.period),
-            self._lost_json, self.retention(queue),
+            self._lost_json, self.retention(queue), config.concurrency_per_key,
         ]
 
     def _claimed(self, queue: str, reply: Any) -> tuple[list[tuple[Envelope, str]], float | None]:
-        flat, hint = reply
+        flat, hint, followed = reply
+        for job_id in followed:  # leases that ran out for good ended these jobs
+            self.follow_up(JobRef(queue=queue, id=job_id))
         claimed: list[tuple[Envelope, str]] = []
         for i in range(0, len(flat), 4):
             job_id, raw, attempt, token = flat[i:i + 4]
@@ -407,12 +472,16 @@ class RedisBackend(Backend):
         return claimed, (float(hint) if hint else None)
 
     def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
-        """Record an attempt's outcome if ``token`` still holds the lease."""
+        """Record an attempt's outcome if ``token`` still holds the lease (then run the job's follow-up, if any)."""
         args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue))
-        return bool(int(self._run(self.scripts.finish, envelope.queue, args)))
+        answer = int(self._run(self.scripts.finish, envelope.queue, args))
+        self.follow_up_attempt(envelope, outcome, answer)
+        return bool(answer)
 
-    def finish_many(self, items: Sequence[tuple[Envelope, str, Outcome]]) -> list[bool]:
-        """:meth:`finish` for many attempts in one pipeline."""
+    def finish_many(self, items: Sequence[tuple[Envelope, str, Outcome]]) -> list[int]:
+        """Record many outcomes in one pipeline: per attempt 0 (lease lost, nothing written), 1 (written), or
+        :data:`FOLLOW_UP` / :data:`FOLLOW_UP_GROUP` (written, and the job ended with a follow-up, which the caller
+        runs with :meth:`follow_up_attempt` once the ack is applied and it no longer holds the lease)."""
         now = self._now()
         calls = [
             (self.scripts.finish, self.keys(env.queue).base, finish_args(env.id, token, now, env, outcome, self.retention(env.queue)))
@@ -422,7 +491,7 @@ class RedisBackend(Backend):
         for result in results:
             if isinstance(result, Exception):
                 raise result
-        return [bool(int(r)) for r in results]
+        return [int(r) for r in results]
 
     def set_progress(self, envelope: Envelope, token: str, value: float) -> bool:
         return bool(int(self._run(self.scripts.progress, envelope.queue, [envelope.id, token, repr(value)])))

@@ -40,9 +40,13 @@ def status_of(data: Mapping[str, str], queue: str, job_id: str) -> JobStatus | N
     """A :class:`JobStatus` from a job hash (None for an empty or unreadable hash)."""
     if not data or "state" not in data:
         return None
+    raw_env = data.get("env") or "{}"
     try:
-        env: dict[str, Any] = json.loads(data.get("env") or "{}")
-    except ValueError:
+        raw_env.encode("utf-8")  # bytes that were not UTF-8 (decoded to lone surrogates): unreadable, not shown
+        env: dict[str, Any] = json.loads(raw_env)
+    except (ValueError, RecursionError):
+        env = {}
+    if not isinstance(env, dict):
         env = {}
     error = None
     if data.get("error"):

@@ -30,12 +30,19 @@ except ImportError:  # pragma: no cover
     pass
 
 
+#: bytes that are not UTF-8 (written to Redis by something other than jobqueue) decode to lone surrogates
+#: instead of failing the whole reply: a claim that returned one such job would otherwise raise for every
+#: job in it and stop the worker. ``decode_envelope`` refuses such text, so the job fails with a clear error.
+DECODE_ERRORS = "surrogateescape"
+
+
 def build_client(settings: RedisSettings) -> Any:
     """A synchronous client (``Redis`` or ``RedisCluster``) for ``settings``; it connects lazily."""
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.socket_timeout,
         "decode_responses": True,
+        "encoding_errors": DECODE_ERRORS,
         "health_check_interval": 30,
     }
     if settings.cluster:
@@ -52,6 +59,7 @@ def build_async_client(settings: RedisSettings) -> Any:
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.socket_timeout,
         "decode_responses": True,
+        "encoding_errors": DECODE_ERRORS,
     }
     if settings.cluster:
         from redis.asyncio.cluster import RedisCluster

@@ -30,6 +30,10 @@ def why_not_inline(envelope: Envelope) -> str | None:
         return "it has an idempotency key (Redis could not check it)"
     if envelope.depends_on:
         return "it depends on other jobs"
+    if envelope.group is not None or envelope.callback_of is not None:
+        return "it belongs to a group (its end must be counted in Redis)"
+    if envelope.concurrency_key:
+        return "it has a concurrency key (Redis could not check the key's limit)"
     if not _GENERATED_ID.match(envelope.id):
         return "it has a _job_id (Redis could not check it is new, so it might run twice)"
     return None

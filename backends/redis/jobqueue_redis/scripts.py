@@ -10,7 +10,10 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-NAMES = ("enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause")
+NAMES = (
+    "enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
+    "link", "resolve", "parents", "followups", "group",
+)
 
 #: how many ARGV items one finish.lua call takes (the cycle script slices its ARGV by it)
 FINISH_ARGC = 10
@@ -101,6 +104,11 @@ class Scripts:
     stats: Script
     clean: Script
     pause: Script
+    link: Script
+    resolve: Script
+    parents: Script
+    followups: Script
+    group: Script
     cycle: Script
 
     def __init__(self) -> None:

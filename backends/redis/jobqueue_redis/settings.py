@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -43,6 +44,10 @@ class RedisSettings:
     ack_retry_for: float = 60.0
     #: seconds health stays ``degraded`` after a job ran inline because Redis was away
     degraded_for: float = 60.0
+    #: seconds between a worker's looks for workflow steps a crash left half done (``app.workflows.recover``)
+    recover_every: float = 5.0
+    #: seconds a follow-up or an unlinked child must have waited before recovery takes it for a crash's leftover
+    recover_after: float = 30.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], **overrides: Any) -> RedisSettings:
@@ -77,9 +82,12 @@ class RedisSettings:
             raise ConfigurationError(f"Redis URL must start with redis://, rediss:// or unix://, not {_redact(self.url)!r}")
         if not self.prefix or any(c in self.prefix for c in "{} "):
             raise ConfigurationError(f"JOBQUEUE_PREFIX {self.prefix!r} must be non-empty, without braces or spaces")
-        for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"Redis option {name} must be > 0, not {getattr(self, name)!r}")
+        for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll", "recover_every"):
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):  # NaN fails the first test
+                raise ConfigurationError(f"Redis option {name} must be a finite number > 0, not {getattr(self, name)!r}")
+        for name in ("retry_for", "ack_retry_for", "degraded_for", "recover_after"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigurationError(f"Redis option {name} must be a finite number >= 0, not {getattr(self, name)!r}")
         if self.block >= self.socket_timeout:
             raise ConfigurationError("Redis option block must be shorter than socket_timeout")
 
@@ -118,9 +126,12 @@ def _convert(variable: str, raw: str, kind: Any) -> Any:
             return False
         raise ConfigurationError(f"{variable}={raw!r}: expected true or false")
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{variable}={raw!r}: expected a number of seconds") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number of seconds")
+    return value
 
 
 def _redact(url: str) -> str:

@@ -13,6 +13,7 @@ from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.runner import Outcome
 from jobqueue_redis.connection import TRANSIENT
+from jobqueue_redis.workflows import FOLLOW_UPS
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend
@@ -34,13 +35,14 @@ class AckBatcher:
     def __init__(self, backend: RedisBackend, retry_for: float) -> None:
         self.backend = backend
         self.retry_for = retry_for
-        self._queue: queue_module.SimpleQueue[tuple[Envelope, str, Outcome, Future[bool]] | None] = queue_module.SimpleQueue()
+        self._queue: queue_module.SimpleQueue[tuple[Envelope, str, Outcome, Future[int]] | None] = queue_module.SimpleQueue()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobqueue-acks", daemon=True)
         self._thread.start()
 
-    def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
-        future: Future[bool] = Future()
+    def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> int:
+        """Queue an outcome and wait until its batch is recorded; answers as :meth:`RedisBackend.finish_many`."""
+        future: Future[int] = Future()
         self._queue.put((envelope, token, outcome, future))
         return future.result()
 
@@ -79,7 +81,7 @@ class AckBatcher:
                     if late is not None:
                         self._flush([late])
 
-    def _flush(self, batch: list[tuple[Envelope, str, Outcome, Future[bool]]]) -> None:
+    def _flush(self, batch: list[tuple[Envelope, str, Outcome, Future[int]]]) -> None:
         deadline = time.monotonic() + self.retry_for
         pause = 0.05
         while True:
@@ -112,6 +114,8 @@ class WorkerSink:
         self.acks = acks
         self._tokens: dict[Key, str] = {}
         self._lost: set[Key] = set()
+        #: attempts whose recorded outcome ended the job with a follow-up, until after_finish runs it
+        self._ended: dict[Key, tuple[Outcome, int]] = {}
         self._lock = threading.Lock()
 
     def hold(self, envelope: Envelope, token: str) -> None:
@@ -180,10 +184,23 @@ class WorkerSink:
             return False
         try:
             if self.acks is not None:
-                return self.acks.finish(envelope, token, outcome)
-            return self.backend.finish(envelope, token, outcome)
+                answer = self.acks.finish(envelope, token, outcome)
+            else:
+                answer = self.backend.finish_many([(envelope, token, outcome)])[0]
         finally:
             with self._lock:
                 if self._tokens.get(key) == token:
                     del self._tokens[key]
                 self._lost.discard(key)
+        if answer in FOLLOW_UPS:
+            with self._lock:
+                self._ended[key] = (outcome, answer)
+        return bool(answer)
+
+    def after_finish(self, envelope: Envelope) -> None:
+        """Called by the runner once the outcome is kept and the job's hooks fired: the ack that ended the job
+        is applied, so tell its dependents and group now (a crash before this leaves the follow-up to recovery)."""
+        with self._lock:
+            ended = self._ended.pop((envelope.queue, envelope.id), None)
+        if ended is not None:
+            self.backend.follow_up_attempt(envelope, *ended)

@@ -205,6 +205,9 @@ class Worker:
             ticker = start_ticker(self.app, self._stopping)  # fires schedules while this process leads; stops on stop
             if ticker is not None:
                 self._helpers.append(ticker)
+            recovery = threading.Thread(target=self._recover, name="jobqueue-recover", daemon=True)
+            recovery.start()
+            self._helpers.append(recovery)
 
     def _event_loop(self) -> _Loop:
         if self._loop is None:
@@ -312,7 +315,7 @@ class Worker:
                 continue
             if self._cycle():
                 continue
-            if burst and self._quiet():
+            if burst and self._quiet() and not self._follow_ups_left():
                 self._stopping_burst()
                 return
             self._rest(burst)
@@ -429,7 +432,7 @@ class Worker:
                 if self.sink.owns((name, item[0].id), item[1]):
                     finished.append(item)
                 else:
-                    self._settle(*item, False)
+                    self._settle(*item, 0)
             count = max(want - len(claimed), 0)
             if not finished and not count:
                 if left:
@@ -458,12 +461,14 @@ class Worker:
             if len(self._active) >= self.concurrency:
                 self._room.clear()
 
-    def _settle(self, envelope: Envelope, token: str, outcome: Outcome, kept: bool) -> None:
+    def _settle(self, envelope: Envelope, token: str, outcome: Outcome, kept: int) -> None:
+        """An outcome was recorded (``kept``: finish.lua's answer, 0 if the lease was lost): hooks, then follow-up."""
         key = (envelope.queue, envelope.id)
         self.sink.drop_if(key, token)
         self._done(key, None)
         try:
-            self.runner.settle(envelope, outcome, kept)
+            self.runner.settle(envelope, outcome, bool(kept))
+            self.backend.follow_up_attempt(envelope, outcome, int(kept))  # the ack is applied and the hooks fired
         except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
             logger.exception("job %s: after recording its outcome", envelope.id)
 
@@ -600,6 +605,26 @@ class Worker:
                         self.sink.mark_lost((name, job_id))
                 except TRANSIENT as exc:
                     logger.debug("heartbeat failed: %s", exc)
+
+    def _recover(self) -> None:
+        """Every few seconds, finish the workflow steps a crash left half done (follow-ups, unlinked children)."""
+        settings = self.backend.settings
+        while not self._stopping.wait(settings.recover_every):
+            try:
+                done = self.app.workflows.recover(self.queues, older_than=settings.recover_after)
+                if done:
+                    logger.warning("recovered %d workflow step(s) a crash or an error left half done", done)
+            except Exception:
+                logger.exception("workflow recovery failed; trying again in %gs", settings.recover_every)
+
+    def _follow_ups_left(self) -> bool:
+        """Before a burst ends: run follow-ups an error left behind (say, a dependent's queue was unreachable);
+        True if one ran, since it may have released work."""
+        try:
+            return self.backend.run_followups(self.queues) > 0
+        except (*TRANSIENT, RedisError):  # type: ignore[misc]
+            logger.warning("could not look for follow-ups left behind; recovery will run them", exc_info=True)
+            return False
 
     def _listen(self, name: str) -> None:
         """Block on the queue's wake-up list while there is room; wake the loop when work arrives."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.schedules.store import ScheduleStore
     from jobqueue_sqs.handler import SQSWorker
+    from jobqueue_sqs.workflows import DynamoWorkflowStore
 
 logger = logging.getLogger("jobqueue.sqs")
 
@@ -37,7 +38,10 @@ class SQSBackend(Backend):
     """
 
     name: ClassVar[str] = "sqs"
-    lacks: ClassVar[frozenset[Capability]] = frozenset({Capability.PRIORITY, Capability.RATE_LIMIT, Capability.RETENTION_COUNT})
+    # concurrency keys: a standard queue cannot hold one key's messages back (see the README of jobqueue-sqs)
+    lacks: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.PRIORITY, Capability.RATE_LIMIT, Capability.RETENTION_COUNT, Capability.CONCURRENCY_KEY,
+    })
     time_resolution: ClassVar[float] = 1.0
 
     def __init__(self, *, settings: SQSSettings | None = None, session: Any = None, sqs_client: Any = None,
@@ -46,6 +50,7 @@ class SQSBackend(Backend):
         self._options = options
         self._client_args = {"session": session, "sqs": sqs_client, "dynamodb": dynamodb_client, "lambda_": lambda_client}
         self._worker: SQSWorker | None = None
+        self._workflows: DynamoWorkflowStore | None = None
 
     def bind(self, app: JobQueue) -> None:
         super().bind(app)
@@ -59,6 +64,7 @@ class SQSBackend(Backend):
         self.transport = Transport(self.clients, settings)
         self.transport.create_queue = self.create_queue
         self.store = JobStore(self.clients, settings.jobs_table, app.queue_config)
+        self._workflows = None
 
     def _now(self) -> float:
         return self.app.clock.now()
@@ -84,14 +90,18 @@ class SQSBackend(Backend):
     # -- producing ------------------------------------------------------------------------------
 
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
+        """Write the jobs' items (one conditional put, or transactions of up to 100), then send the new ones.
+
+        A job with ``depends_on`` is stored in waiting-children and not sent: its last parent's release sends it.
+        """
         now = self._now()
         prepared = [self.transport.prepare(envelope, now) for envelope in envelopes]  # size checks before anything is written
         receipts: list[EnqueueReceipt] = []
         by_queue: dict[str, list[Outgoing]] = defaultdict(list)
-        for message in prepared:
-            created = self.store.add(message.envelope, now)
-            receipts.append(EnqueueReceipt(id=message.envelope.id, created=created))
-            if created:
+        added = self.store.add_many([m.envelope for m in prepared], now, self._idempotency_window)
+        for message, (job_id, created) in zip(prepared, added):
+            receipts.append(EnqueueReceipt(id=job_id, created=created))
+            if created and not message.envelope.depends_on:
                 by_queue[message.envelope.queue].append(message)
         for queue, messages in by_queue.items():
             try:
@@ -105,10 +115,14 @@ class SQSBackend(Backend):
                                  + ", ".join(m.envelope.id for m in refused[:10]))
         return receipts
 
+    def _idempotency_window(self, envelope: Envelope) -> float:
+        return envelope.idempotency_window or self.app.queue_config(envelope.queue).idempotency_window
+
     def _unwrite(self, messages: Sequence[Outgoing]) -> None:
         for message in messages:
             try:
                 self.store.remove(message.envelope.queue, message.envelope.id)
+                self.store.release_key(message.envelope)
             except Exception:  # the send error is the one to report; a stale row is dropped at its first delivery
                 logger.exception("could not remove the row of unsent job %s", message.envelope.id)
 
@@ -155,7 +169,11 @@ class SQSBackend(Backend):
 
     def cancel(self, job_id: str, queue: str | None = None) -> bool:
         row = self._row(job_id, queue)
-        return row is not None and self.store.cancel(row, self._now())
+        if row is None:
+            return False
+        after = self.store.cancel(row, self._now())
+        self.follow_up(after)  # a pending job ends here: tell its dependents and group
+        return after is not None
 
     def retry(self, job_id: str, queue: str | None = None) -> bool:
         row = self._row(job_id, queue)
@@ -226,6 +244,43 @@ class SQSBackend(Backend):
                 self.store.delete(row)  # a pending job's message is dropped when it arrives: its row is gone
                 removed += 1
         return removed
+
+    # -- workflows ---------------------------------------------------------------------------------
+
+    def workflow_store(self) -> DynamoWorkflowStore:
+        """Dependencies, groups and follow-ups in the job table (see :mod:`jobqueue_sqs.workflows`)."""
+        if self._workflows is None:
+            from jobqueue_sqs.workflows import DynamoWorkflowStore
+
+            self._workflows = DynamoWorkflowStore(self)
+        return self._workflows
+
+    def follow_up(self, row: JobRow | None) -> bool:
+        """Run the pending follow-up of a job that ended (its dependents, its group); True if there was one.
+
+        Errors are logged, never raised: the follow-up stays recorded, and a redelivery of the job's message
+        or :meth:`recover` runs it again.
+        """
+        if row is None or not row.has_duties:
+            return False
+        try:
+            followup = self.workflow_store().followup_of(row)
+            if followup is None:
+                return False
+            self.app.workflows.after_end(followup)
+        except Exception:
+            logger.exception("job %s ended, but telling its dependents or group failed; recovery will retry", row.id)
+        return True
+
+    def recover(self, queues: Sequence[str] | None = None, *, older_than: float | None = None) -> int:
+        """Finish workflow steps a crash left half done (follow-ups, unlinked children, released children not sent).
+
+        On AWS the worker function runs this on its maintenance schedule; locally the poller every
+        ``RECOVER_EVERY`` seconds. Returns how many steps it finished.
+        """
+        from jobqueue.workflows.coordinator import RECOVER_AFTER
+
+        return self.app.workflows.recover(queues, older_than=RECOVER_AFTER if older_than is None else older_than)
 
     def schedule_store(self) -> ScheduleStore:
         """Dynamic schedules as EventBridge Scheduler schedules (see :mod:`jobqueue_sqs.schedule_store`)."""

@@ -5,6 +5,12 @@ completed, was skipped (already completed or cancelled: decided by a conditional
 id, not the message id) or was copied to the DLQ. Everything else is reported failed, never swallowed:
 a failed attempt with attempts left (its backoff set by ``ChangeMessageVisibility``), a record not
 started because the invocation's time ran low, a job another delivery is running, any error.
+
+Workflows: a job that ends with dependents or a group has its follow-up run right after the write that
+ended it (``app.workflows.after_end``; errors are logged and the record is still done). A redelivered
+record of a job that already ended runs a follow-up still pending before it is acknowledged: that is how
+a crash between the end and its follow-up is finished on Lambda. An event that is not an SQS batch but
+``{"jobqueue": "maintenance"}`` (the function's maintenance schedule) runs ``recover`` instead.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from jobqueue.errors import UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
+from jobqueue_sqs.resources import MAINTENANCE_EVENT
 from jobqueue_sqs.settings import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 from jobqueue_sqs.store import JobRow
 from jobqueue_sqs.transport import ATTR_STORED
@@ -37,6 +44,8 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobq
 
 #: a backoff is set by visibility only while it stays this far inside SQS's 12-hour limit
 VISIBILITY_MARGIN = 600
+#: seconds a read of a queue's pause flag is trusted (a paused queue's mapping takes longer than that to stop on AWS)
+PAUSE_FRESH = 1.0
 
 
 class NotDone(Exception):
@@ -59,6 +68,7 @@ class _Sink:
     """What a running attempt writes to: the job's row."""
 
     def __init__(self, worker: SQSWorker) -> None:
+        self.backend = worker.backend
         self.store = worker.backend.store
         self.clock = worker.app.clock
         self.row: JobRow | None = None
@@ -75,6 +85,11 @@ class _Sink:
         self.kept = self.row is not None
         return self.kept
 
+    def after_finish(self, envelope: Envelope) -> None:
+        """Once the end is written and the job's hooks fired: tell its dependents and group (if it ended)."""
+        if self.row is not None and self.row.state.is_finished:
+            self.backend.follow_up(self.row)
+
 
 def _remaining_ms(context: Any) -> float:
     getter = getattr(context, "get_remaining_time_in_millis", None)
@@ -90,9 +105,13 @@ class SQSWorker:
         self.runner = JobRunner(backend.app)
         self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._stop = False
+        #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
+        self._running_seen: dict[str, float] = {}
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """Process one SQS event; returns ``{"batchItemFailures": [...]}``."""
+        """Process one SQS event; returns ``{"batchItemFailures": [...]}``. A maintenance event runs :meth:`maintain`."""
+        if "Records" not in event and event == MAINTENANCE_EVENT:
+            return self.maintain(context)
         self._stop = False
         try:
             return dict(process_partial_response(event=event, record_handler=lambda record: self.record(record, context),
@@ -100,6 +119,21 @@ class SQSWorker:
         finally:
             if metrics.metric_set:
                 metrics.flush_metrics()
+
+    def maintain(self, context: Any = None) -> dict[str, Any]:
+        """The maintenance schedule's invocation: finish workflow steps a crash left half done, in every queue."""
+        recovered = 0
+        for queue in sorted(self.app.queues):
+            if _remaining_ms(context) < self.backend.settings.reserve_ms:
+                logger.warning("maintenance stopped before queue %s: time is running low", queue)
+                break
+            try:
+                recovered += self.backend.recover([queue])
+            except Exception:
+                logger.exception("recovering the workflow steps of queue %s failed", queue)
+        if recovered:
+            logger.info("maintenance finished %d workflow step(s) a crash had left", recovered)
+        return {"recovered": recovered}
 
     # -- one record --------------------------------------------------------------------------------
 
@@ -184,12 +218,18 @@ class SQSWorker:
         store = self.backend.store
         state = row.state
         if state in (JobState.COMPLETED, JobState.CANCELLED):
+            if self.backend.follow_up(row):
+                logger.info("job already %s: its pending follow-up was run again", state.value)
             logger.info("job already %s: duplicate delivery skipped", state.value)
             return "skipped"
         if state is JobState.FAILED:
             if not row.in_dlq:
                 self._dead_letter(row, record.body, row.status(now).error)
+            self.backend.follow_up(row)
             return "dead-lettered"
+        if state is JobState.WAITING_CHILDREN:
+            logger.warning("job waits for its parents: message dropped (the release of its last parent sends it)")
+            return "skipped"
         if state is JobState.ACTIVE:
             if row.lease_until > now:
                 self._release(record, min(math.ceil(row.lease_until - now) + 1, MAX_VISIBILITY_SECONDS))  # back when the lease ends
@@ -201,6 +241,7 @@ class SQSWorker:
                 if ended is None:
                     return None
                 self._dead_letter(ended, record.body, error)
+                self.backend.follow_up(ended)
                 metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
                 return "dead-lettered"
         elif row.not_before is not None and row.not_before > now:
@@ -208,13 +249,22 @@ class SQSWorker:
             self.backend.transport.resend(envelope.queue, record.body, min(wait, MAX_DELAY_SECONDS), envelope.id)
             logger.info("not due for %ss: sent again with a delay (a hop)", wait)
             return "hopped"
-        if self.backend.is_paused(envelope.queue):
+        if self._is_paused(envelope.queue):
             raise NotStarted(f"queue {envelope.queue!r} is paused")
         lease_until = now + min(remaining_ms / 1000.0, self.backend.settings.visibility_timeout)
         claimed = store.claim(row, now, lease_until)
         if claimed is None:
             return None
         return self._run(record, envelope, claimed)
+
+    def _is_paused(self, queue: str) -> bool:
+        """The queue's pause flag; "not paused" is trusted for PAUSE_FRESH seconds, "paused" is read again every time."""
+        if time.monotonic() - self._running_seen.get(queue, -PAUSE_FRESH - 1) <= PAUSE_FRESH:
+            return False
+        if self.backend.is_paused(queue):
+            return True
+        self._running_seen[queue] = time.monotonic()
+        return False
 
     def _run(self, record: SQSRecord, envelope: Envelope, claimed: JobRow) -> str:
         attempt = envelope.model_copy(update={"attempt": claimed.starts})

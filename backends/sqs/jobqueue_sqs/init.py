@@ -39,7 +39,31 @@ def create_table(clients: Clients, table: str) -> bool:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        add_missing_indexes(clients, table)
         return False
     db.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     db.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
     return True
+
+
+def add_missing_indexes(clients: Clients, table: str) -> list[str]:
+    """Add the indexes a table made by an older version lacks (say ``by_followup``); returns their names.
+
+    DynamoDB builds one new index per UpdateTable and backfills it in the background.
+    """
+    db = clients.dynamodb
+    definition = table_definition(table)
+    have = {index["IndexName"] for index in db.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])}
+    added = []
+    for index in definition["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in have:
+            continue
+        try:
+            db.update_table(TableName=table, AttributeDefinitions=definition["AttributeDefinitions"],
+                            GlobalSecondaryIndexUpdates=[{"Create": index}])
+        except ClientError as exc:  # another index is still being built: the next init adds this one
+            if exc.response["Error"]["Code"] not in ("LimitExceededException", "ResourceInUseException"):
+                raise
+            break
+        added.append(index["IndexName"])
+    return added

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("jobqueue.sqs.poller")
 
+#: seconds between two runs of workflow recovery in :meth:`LocalEventSource.run` (on AWS: the maintenance schedule)
+RECOVER_EVERY = 30.0
+
 
 class LocalContext:
     """The part of Lambda's context the handler reads: the time left, from the function timeout."""
@@ -106,6 +109,14 @@ class LocalEventSource:
     def stop(self) -> None:
         self._stop.set()
 
+    def recover(self) -> int:
+        """Finish the workflow steps a crash left half done in these queues (what the maintenance schedule does on AWS)."""
+        try:
+            return self.backend.recover(self.queues)
+        except Exception:
+            logger.exception("workflow recovery failed; trying again in %.0fs", RECOVER_EVERY)
+            return 0
+
     def run(self, *, concurrency: int = 1, grace: float = 30.0, wait: int = 5) -> None:
         """Poll until SIGTERM/SIGINT (or :meth:`stop`): up to ``concurrency`` batches at once across the queues."""
         if threading.current_thread() is threading.main_thread():
@@ -129,8 +140,12 @@ class LocalEventSource:
         threads = [threading.Thread(target=loop, args=(q,), name=f"jobqueue-sqs-poll-{q}-{i}", daemon=True) for i, q in enumerate(pollers)]
         for thread in threads:
             thread.start()
+        next_recovery = time.monotonic() + RECOVER_EVERY
         while not self._stop.is_set():
             self._stop.wait(0.5)
+            if time.monotonic() >= next_recovery and not self._stop.is_set():
+                self.recover()
+                next_recovery = time.monotonic() + RECOVER_EVERY
         deadline = time.monotonic() + grace + wait
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))

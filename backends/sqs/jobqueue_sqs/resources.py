@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 RETENTION_SECONDS = 14 * 86400  # SQS's longest message retention, for the queues and the DLQs
 STATE_INDEX = "by_state"
+#: sparse index of jobs with workflow duties whose follow-up is pending (see workflows.py)
+FOLLOWUP_INDEX = "by_followup"
+#: the event the worker function's maintenance schedule sends (handler.SQSWorker.maintain), and how often
+MAINTENANCE_EVENT = {"jobqueue": "maintenance"}
+MAINTENANCE_RATE = "rate(1 minute)"
 TTL_ATTRIBUTE = "expires_at"
 #: receives past the largest ``attempts`` before SQS's own redrive moves a message (a safety net only:
 #: throttled and never-started records raise the receive count too)
@@ -91,6 +96,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "qstate", "AttributeType": "S"},
             {"AttributeName": "sort", "AttributeType": "N"},
+            {"AttributeName": "fq", "AttributeType": "S"},
+            {"AttributeName": "followup_at", "AttributeType": "N"},
         ],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
@@ -98,6 +105,11 @@ def table_definition(table_name: str) -> dict[str, Any]:
                 "IndexName": STATE_INDEX,
                 "KeySchema": [{"AttributeName": "qstate", "KeyType": "HASH"}, {"AttributeName": "sort", "KeyType": "RANGE"}],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": FOLLOWUP_INDEX,
+                "KeySchema": [{"AttributeName": "fq", "KeyType": "HASH"}, {"AttributeName": "followup_at", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
     }

@@ -6,9 +6,19 @@ so it reads back with any YAML parser and the check compares plain data.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from jobqueue_sqs.resources import STATE_INDEX, TTL_ATTRIBUTE, QueueSpec, queue_specs, table_definition
+from jobqueue_sqs.resources import (
+    FOLLOWUP_INDEX,
+    MAINTENANCE_EVENT,
+    MAINTENANCE_RATE,
+    STATE_INDEX,
+    TTL_ATTRIBUTE,
+    QueueSpec,
+    queue_specs,
+    table_definition,
+)
 from jobqueue_sqs.sam_schedules import is_schedule, schedule_drift, scheduler_outputs, scheduler_resources
 from jobqueue_sqs.settings import MAX_MESSAGE_BYTES, SQSSettings
 
@@ -100,18 +110,44 @@ def _table() -> dict[str, Any]:
 
 
 def _table_arns() -> list[Any]:
-    return [_arn("JobsTable"), _sub("${JobsTable.Arn}/index/" + STATE_INDEX)]
+    return [_arn("JobsTable"), _sub("${JobsTable.Arn}/index/" + STATE_INDEX), _sub("${JobsTable.Arn}/index/" + FOLLOWUP_INDEX)]
 
 
-def _worker_policies(specs: list[QueueSpec]) -> list[Any]:
-    return [{"Statement": [
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                                       "dynamodb:BatchGetItem", "dynamodb:Query"], "Resource": _table_arns()},
-        {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
-                                       "sqs:GetQueueUrl", "sqs:SendMessage"], "Resource": [_arn(f"{s.logical_id}Queue") for s in specs]},
-        {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
-         "Resource": [_arn(f"{s.logical_id}DeadLetterQueue") for s in specs]},
-    ]}]
+def _maintenance_event() -> dict[str, Any]:
+    """The schedule that invokes the worker function to finish workflow steps a crash left half done (handler.maintain)."""
+    return {"Type": "ScheduleV2", "Properties": {
+        "Description": "jobqueue maintenance: run workflow follow-ups and releases a crash left half done",
+        "ScheduleExpression": MAINTENANCE_RATE,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Input": json.dumps(MAINTENANCE_EVENT, separators=(",", ":")),
+        "RetryPolicy": {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60},
+    }}
+
+
+def _worker_role(specs: list[QueueSpec]) -> dict[str, Any]:
+    """The worker function's role, given explicitly: a function without one gets a role from SAM, and for
+    each SQS event SAM attaches AWSLambdaSQSQueueExecutionRole, which allows receiving and deleting the
+    messages of every queue in the account (``Resource: "*"``). This one reaches only the app's queues,
+    DLQs and table, plus the logs every function writes (AWSLambdaBasicExecutionRole)."""
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "jobqueue worker function: the app's queues, DLQs and job table only",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
+            ]},
+            "ManagedPolicyArns": [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")],
+            "Policies": [{"PolicyName": "jobqueue-worker", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                                               "dynamodb:BatchGetItem", "dynamodb:Query"], "Resource": _table_arns()},
+                {"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                                               "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+                 "Resource": [_arn(f"{s.logical_id}Queue") for s in specs]},
+                {"Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"],
+                 "Resource": [_arn(f"{s.logical_id}DeadLetterQueue") for s in specs]},
+            ]}}],
+        },
+    }
 
 
 def _producer_policy(specs: list[QueueSpec]) -> dict[str, Any]:
@@ -143,6 +179,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
     resources: dict[str, Any] = {"JobsTable": _table()}
     for spec in specs:
         resources.update(_queue_resources(spec))
+    resources["WorkerRole"] = _worker_role(specs)
     resources["WorkerFunction"] = {
         "Type": "AWS::Serverless::Function",
         "Properties": {
@@ -163,8 +200,8 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
                 "POWERTOOLS_METRICS_NAMESPACE": _ref("MetricsNamespace"),
                 "POWERTOOLS_LOG_LEVEL": _ref("LogLevel"),
             }},
-            "Policies": _worker_policies(specs),
-            "Events": {f"{spec.logical_id}Messages": _event(spec) for spec in specs},
+            "Role": _arn("WorkerRole"),
+            "Events": {**{f"{spec.logical_id}Messages": _event(spec) for spec in specs}, "Maintenance": _maintenance_event()},
         },
     }
     resources["ProducerPolicy"] = _producer_policy(specs)

@@ -4,22 +4,35 @@
 TTL deletion is lazy (up to days late), so every read filters expired items out itself. Every
 transition is a conditional write on the state the caller saw, so two deliveries of one message
 never both run an attempt: the condition, not the message id, decides.
+
+Workflows (see workflows.py) add a few attributes to a job's item: ``fq`` (the job's queue, set while it
+has workflow duties: dependents or a group), ``followup_at`` (set by every write that ends a job; with
+``fq`` it puts the item in the sparse ``by_followup`` index, so only jobs with duties are indexed),
+``deps`` (its dependents), ``waiting_on``/``nparents``/``resolved``/``noted`` (a child's parents) and ``unsent`` (a released
+child whose message may not have gone out yet).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import random
+import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from jobqueue.envelope import Envelope
+from jobqueue.errors import PayloadTooLarge
 from jobqueue.options import QueueConfig
+from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome
 from jobqueue.states import FINISHED_STATES, JobState
 from jobqueue.status import ErrorInfo, JobStatus
+from jobqueue.workflows.store import JobEnd, end_of
 from jobqueue_sqs.clients import Clients
 from jobqueue_sqs.resources import STATE_INDEX, TTL_ATTRIBUTE
 from jobqueue_sqs.settings import MAX_ITEM_BYTES
@@ -32,6 +45,47 @@ ITEM_RESERVE = 48 * 1024
 ENVELOPE_BUDGET = 200 * 1024
 TRUNCATED_RESULT = "jobqueue:result-truncated"
 PENDING = (JobState.WAITING, JobState.DELAYED, JobState.WAITING_CHILDREN)
+#: a result larger than this is stored zlib-compressed (a group callback's 10,000 results compress ~10x)
+COMPRESS_OVER = 32 * 1024
+#: threads that put the items of a batch enqueue
+PUT_THREADS = 8
+#: tries of a transaction that DynamoDB cancelled for a conflict with another one on the same item
+TRANSACT_TRIES = 8
+#: why DynamoDB may cancel a transaction that is worth sending again (a failed condition is answered, not retried)
+RETRIABLE_REASONS = frozenset({None, "None", "ConditionalCheckFailed", "TransactionConflict", "ThrottlingError",
+                               "ProvisionedThroughputExceeded", "RequestLimitExceeded"})
+
+
+def ref_token(ref: JobRef) -> str:
+    """A job reference as one string-set element (``deps``, ``resolved``)."""
+    return json.dumps([ref.queue, ref.id], separators=(",", ":"))
+
+
+def ref_of(token: str) -> JobRef:
+    queue, job_id = json.loads(token)
+    return JobRef(queue=queue, id=job_id)
+
+
+def idempotency_key(queue: str, key: str) -> dict[str, Any]:
+    return {"pk": {"S": f"#idem#{queue}#{key}"}}
+
+
+def pack_text(text: str, budget: int) -> tuple[str, Any] | None:
+    """``text`` as an attribute that fits ``budget`` bytes: ("S", text), or ("B", zlib) when large; None if neither fits."""
+    raw = text.encode("utf-8")
+    if len(raw) <= COMPRESS_OVER:
+        return ("S", text) if len(raw) <= budget else None
+    packed = zlib.compress(raw, 6)
+    return ("B", packed) if len(packed) <= budget else None
+
+
+def unpack_text(item: Item, name: str) -> str | None:
+    """The text of attribute ``name`` (or its compressed twin ``{name}_z``)."""
+    packed = item.get(f"{name}_z")
+    if packed is not None:
+        data = packed["B"]
+        return zlib.decompress(data if isinstance(data, bytes) else base64.b64decode(data)).decode("utf-8")
+    return _str(item, name)
 
 
 def job_key(queue: str, job_id: str) -> dict[str, Any]:
@@ -122,22 +176,65 @@ class JobRow:
         """The stored envelope (the one the producer sent)."""
         return Envelope.model_validate_json(str(_str(self.item, "envelope")))
 
+    # -- workflows ------------------------------------------------------------------------------
+
+    @property
+    def has_duties(self) -> bool:
+        """True while the job has dependents or a group to tell when it ends."""
+        return "fq" in self.item
+
+    @property
+    def followup_pending(self) -> bool:
+        """True if it ended with duties and they have not all been done (its follow-up is not cleared)."""
+        return self.has_duties and "followup_at" in self.item and self.state in FINISHED_STATES
+
+    @property
+    def unsent(self) -> bool:
+        """True for a released child whose message may not have gone out."""
+        return _bool(self.item, "unsent")
+
+    @property
+    def dependents(self) -> list[JobRef]:
+        return [ref_of(token) for token in sorted(self.item.get("deps", {}).get("SS", []))]
+
+    @property
+    def resolved(self) -> set[str]:
+        return set(self.item.get("resolved", {}).get("SS", []))
+
+    @property
+    def noted(self) -> set[str]:
+        """Parents linked to this child or resolved for it (a parent in neither is what recovery links again)."""
+        return set(self.item.get("noted", {}).get("SS", []))
+
+    @property
+    def waiting_on(self) -> int:
+        return int(_num(self.item, "waiting_on") or 0)
+
+    def error_info(self) -> ErrorInfo | None:
+        text = _str(self.item, "error")
+        return ErrorInfo.model_validate_json(text) if text else None
+
+    def result(self) -> Any:
+        if _bool(self.item, "result_truncated"):
+            return {TRUNCATED_RESULT: True, "bytes": int(_num(self.item, "result_bytes") or 0),
+                    "detail": "the result was larger than a DynamoDB item holds (400 KB) and was not kept"}
+        text = unpack_text(self.item, "result")
+        return json.loads(text) if text is not None else None
+
+    def end(self) -> JobEnd:
+        """How the job ended (call on a finished row)."""
+        return end_of(self.state, self.error_info(), self.result())
+
     def status(self, now: float) -> JobStatus:
         env = self.envelope()
         state = self.state
         not_before = self.not_before
         if state is JobState.DELAYED and (not_before is None or not_before <= now):
             state = JobState.WAITING  # its time has come: it waits for a worker
-        error_text = _str(self.item, "error")
-        result_text = _str(self.item, "result")
-        result: Any = json.loads(result_text) if result_text is not None else None
-        if _bool(self.item, "result_truncated"):
-            result = {TRUNCATED_RESULT: True, "bytes": int(_num(self.item, "result_bytes") or 0),
-                      "detail": "the result was larger than a DynamoDB item holds (400 KB) and was not kept"}
         return JobStatus(
             id=self.id, name=env.name, queue=self.queue, state=state, progress=_num(self.item, "progress") or 0.0,
             attempt=int(_num(self.item, "attempt") or 1), max_attempts=self.max_attempts, priority=env.priority,
-            payload=env.payload, result=result, error=ErrorInfo.model_validate_json(error_text) if error_text else None,
+            payload=env.payload, result=self.result(), error=self.error_info(),
             created_at=_num(self.item, "created_at") or 0.0, not_before=not_before, started_at=_num(self.item, "started_at"),
             finished_at=_num(self.item, "finished_at"), cancel_requested=self.cancel_requested,
         )
@@ -159,16 +256,28 @@ class JobStore:
 
     def _update(self, key: dict[str, Any], update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> Item | None:
         """A conditional UpdateItem; the new item, or None if the condition did not hold."""
+        return self.update_if(key, update, condition, names, values)
+
+    def update_if(self, key: dict[str, Any], update: str, condition: str, names: dict[str, str] | None,
+                  values: dict[str, Any] | None) -> Item | None:
+        """A conditional UpdateItem (ALL_NEW); None if the condition did not hold. For the workflow steps."""
         try:
-            answer = self._db.update_item(
-                TableName=self.table, Key=key, UpdateExpression=update, ConditionExpression=condition,
-                ExpressionAttributeNames=names, ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
-            )
+            extra: dict[str, Any] = {}
+            if names:
+                extra["ExpressionAttributeNames"] = names
+            if values:
+                extra["ExpressionAttributeValues"] = values
+            answer = self._db.update_item(TableName=self.table, Key=key, UpdateExpression=update, ConditionExpression=condition,
+                                          ReturnValues="ALL_NEW", **extra)
         except ClientError as exc:
             if is_conditional_failure(exc):
                 return None
             raise
         return dict(answer["Attributes"])
+
+    def expires_at(self, queue: str, state: JobState, now: float) -> float | None:
+        """When a job of ``queue`` that ends ``state`` now expires (its retention by age), or None."""
+        return self._expires_at(queue, state, now)
 
     def _expires_at(self, queue: str, state: JobState, now: float) -> float | None:
         rule = self._config(queue).retention_for(state.value)
@@ -184,11 +293,16 @@ class JobStore:
     # -- producing ----------------------------------------------------------------------------
 
     def new_item(self, envelope: Envelope, now: float, *, state: JobState | None = None) -> Item:
+        if state is None and envelope.depends_on:
+            state = JobState.WAITING_CHILDREN  # stored, not sent: the release of its last parent sends it
         if state is None:
             state = JobState.DELAYED if envelope.not_before is not None and envelope.not_before > now else JobState.WAITING
         stored = envelope
         omitted = False
         if len(envelope.encode().encode("utf-8")) > ENVELOPE_BUDGET:
+            if state is JobState.WAITING_CHILDREN:  # its message is sent later, from this item: nothing else keeps the payload
+                raise PayloadTooLarge(envelope.name, f"a job with _depends_on is kept in the job table until its parents end, so its "
+                                                     f"envelope must stay under {ENVELOPE_BUDGET} bytes (a DynamoDB item holds 400 KB)")
             stored, omitted = envelope.model_copy(update={"payload": {}}), True
         item: Item = {
             **job_key(envelope.queue, envelope.id),
@@ -201,21 +315,95 @@ class JobStore:
             item["payload_omitted"] = {"BOOL": True}
         if envelope.not_before is not None:
             item["not_before"] = _n(envelope.not_before)
+        if state is JobState.WAITING_CHILDREN:
+            item["waiting_on"] = item["nparents"] = _n(len(envelope.depends_on))
+        if envelope.group is not None:
+            item["fq"] = _s(envelope.queue)  # a group member: its end is told to the group (see workflows.py)
         return item
 
     def add(self, envelope: Envelope, now: float) -> bool:
         """Write a new job's item unless a retained one has its id; True if it was written."""
+        return self.add_many([envelope], now, lambda queue: 0.0)[0][1]
+
+    def add_many(self, envelopes: Sequence[Envelope], now: float, window: Callable[[Envelope], float]) -> list[tuple[str, bool]]:
+        """Write new jobs' items; per envelope (the job's id, True if written).
+
+        A retained id is not a new job: (its id, False). Each job is one conditional PutItem (several go out
+        on up to ``PUT_THREADS`` threads). An envelope with an ``idempotency_key`` claims the key's item
+        (``#idem#{queue}#{key}``, expiring after ``window(envelope)`` seconds) in one TransactWriteItems
+        with its job's item, so a key never names a job that was not stored; a key still held answers
+        (the first job's id, False).
+
+        Not TransactWriteItems of 100 puts: they cost twice the write units of plain puts, one refused
+        condition cancels the other 99, and moto copies the whole table for every item of a transaction.
+        """
+        db = self._db  # made once, before any thread uses it
+
+        def add(envelope: Envelope) -> tuple[str, bool]:
+            if envelope.idempotency_key is not None:
+                return self._add_with_key(envelope, now, window(envelope))
+            try:
+                db.put_item(TableName=self.table, Item=self.new_item(envelope, now), **self._new_condition(now))
+            except ClientError as exc:
+                if is_conditional_failure(exc):
+                    return envelope.id, False
+                raise
+            return envelope.id, True
+
+        keyed = {env.idempotency_key for env in envelopes if env.idempotency_key is not None}
+        if len(envelopes) == 1 or keyed:  # keys in order: two envelopes with one key must meet one after the other
+            return [add(envelope) for envelope in envelopes]
+        with ThreadPoolExecutor(max_workers=min(PUT_THREADS, len(envelopes)), thread_name_prefix="jobqueue-sqs-put") as pool:
+            return list(pool.map(add, envelopes))
+
+    @staticmethod
+    def _new_condition(now: float) -> dict[str, Any]:
+        return {"ConditionExpression": "attribute_not_exists(pk) OR #exp <= :now",
+                "ExpressionAttributeNames": {"#exp": TTL_ATTRIBUTE}, "ExpressionAttributeValues": {":now": _n(now)}}
+
+    def _add_with_key(self, envelope: Envelope, now: float, window: float) -> tuple[str, bool]:
+        """The key's item and the job's item in one transaction; (the key holder's id, False) if the key is held."""
+        key = str(envelope.idempotency_key)
+        condition = self._new_condition(now)
+        actions = [
+            {"Put": {"TableName": self.table, **condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                     "Item": {**idempotency_key(envelope.queue, key), "job_id": _s(envelope.id), "created_at": _n(now),
+                              TTL_ATTRIBUTE: _n(now + window)}}},
+            {"Put": {"TableName": self.table, "Item": self.new_item(envelope, now), **condition}},
+        ]
+        for attempt in range(TRANSACT_TRIES):
+            try:
+                self._db.transact_write_items(TransactItems=actions)
+                return envelope.id, True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = exc.response.get("CancellationReasons") or [{}, {}]
+                codes = [r.get("Code") for r in reasons]
+                if any(code not in RETRIABLE_REASONS for code in codes):
+                    raise
+                if codes[0] == "ConditionalCheckFailed":  # the key is held: answer with its job
+                    holder = reasons[0].get("Item") or self._db.get_item(
+                        TableName=self.table, Key=idempotency_key(envelope.queue, key), ConsistentRead=True).get("Item")
+                    if holder is None:
+                        continue  # it expired and went meanwhile: claim it again
+                    return _str(holder, "job_id") or envelope.id, False
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return envelope.id, False  # the job id is retained: not a new job (and the key was not claimed)
+            # cancelled for a conflict with another transaction on the same key: again, after a pause
+            time.sleep(min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1.0))
+        raise RuntimeError(f"idempotency key {key!r}: the transaction kept conflicting with others")
+
+    def release_key(self, envelope: Envelope) -> None:
+        """Drop the idempotency key ``envelope`` claimed (its job was not sent after all)."""
+        if envelope.idempotency_key is None:
+            return
         try:
-            self._db.put_item(
-                TableName=self.table, Item=self.new_item(envelope, now),
-                ConditionExpression="attribute_not_exists(pk) OR #exp <= :now",
-                ExpressionAttributeNames={"#exp": TTL_ATTRIBUTE}, ExpressionAttributeValues={":now": _n(now)},
-            )
+            self._db.delete_item(TableName=self.table, Key=idempotency_key(envelope.queue, envelope.idempotency_key),
+                                 ConditionExpression="job_id = :id", ExpressionAttributeValues={":id": _s(envelope.id)})
         except ClientError as exc:
-            if is_conditional_failure(exc):
-                return False
-            raise
-        return True
+            if not is_conditional_failure(exc):
+                raise
 
     def remove(self, queue: str, job_id: str) -> None:
         self._db.delete_item(TableName=self.table, Key=job_key(queue, job_id))
@@ -325,7 +513,7 @@ class JobStore:
         item = self._update(
             job_key(row.queue, row.id),
             "SET #state = :active, qstate = :qs, starts = :n, attempt = :n, started_at = :now, progress = :zero, "
-            "lease_until = :lease, updated_at = :now",
+            "lease_until = :lease, updated_at = :now REMOVE unsent",  # delivered, so it was sent
             "#state = :seen AND starts = :seen_starts",
             {"#state": "state"},
             {":active": _s(JobState.ACTIVE.value), ":qs": _s(f"{row.queue}#active"), ":n": _n(attempt), ":now": _n(now),
@@ -370,7 +558,8 @@ class JobStore:
             # asked to cancel while it ran: a retry would be pointless
             return self.finish(envelope, Outcome(JobState.CANCELLED, error=outcome.error, duration=outcome.duration), now)
         state = outcome.state
-        sets += ["#state = :end", "qstate = :qs", "finished_at = :now"]
+        # followup_at on every end: only an item with ``fq`` (a job with dependents or a group) is indexed by it
+        sets += ["#state = :end", "qstate = :qs", "finished_at = :now", "followup_at = :now"]
         values.update({":end": _s(state.value), ":qs": _s(f"{envelope.queue}#{state.value}")})
         if state is JobState.COMPLETED:
             sets.append("progress = :hundred")
@@ -380,15 +569,20 @@ class JobStore:
                 names["#error"] = "error"
             result_text = json.dumps(outcome.result, separators=(",", ":"))
             budget = MAX_ITEM_BYTES - ITEM_RESERVE - min(len(envelope.encode().encode("utf-8")), ENVELOPE_BUDGET)
-            if len(result_text.encode("utf-8")) > budget:
+            packed = pack_text(result_text, budget)
+            names["#result"] = "result"
+            if packed is None:
                 sets += ["result_truncated = :true", "result_bytes = :rb"]
                 values.update({":true": {"BOOL": True}, ":rb": _n(len(result_text.encode("utf-8")))})
+                removes += ["#result", "result_z"]
+            elif packed[0] == "B":
+                sets.append("result_z = :result")
+                values[":result"] = {"B": packed[1]}
                 removes.append("#result")
-                names["#result"] = "result"
             else:
                 sets.append("#result = :result")
-                names["#result"] = "result"
                 values[":result"] = _s(result_text)
+                removes.append("result_z")
         expires = self._expires_at(envelope.queue, state, now)
         if expires is not None:
             sets.append("#exp = :exp")
@@ -415,25 +609,26 @@ class JobStore:
 
     # -- steering ---------------------------------------------------------------------------------
 
-    def cancel(self, row: JobRow, now: float) -> bool:
-        """Cancel a pending job, or flag an active one. False if it is finished, or changed meanwhile."""
+    def cancel(self, row: JobRow, now: float) -> JobRow | None:
+        """Cancel a pending job, or flag an active one; the row after (None if it is finished, or changed meanwhile)."""
         state = row.state
         if state in FINISHED_STATES:
-            return False
+            return None
         key = job_key(row.queue, row.id)
         if state is JobState.ACTIVE:
             item = self._update(key, "SET cancel_requested = :true, updated_at = :now", "#state = :active",
                                 {"#state": "state"}, {":true": {"BOOL": True}, ":now": _n(now), ":active": _s("active")})
-            return item is not None
+            return None if item is None else JobRow(item)
         names = {"#state": "state"}
         values = {":end": _s("cancelled"), ":qs": _s(f"{row.queue}#cancelled"), ":now": _n(now), ":seen": _s(state.value)}
-        sets = "SET #state = :end, qstate = :qs, finished_at = :now, updated_at = :now"
+        sets = "SET #state = :end, qstate = :qs, finished_at = :now, updated_at = :now, followup_at = :now"
         expires = self._expires_at(row.queue, JobState.CANCELLED, now)
         if expires is not None:
             sets += ", #exp = :exp"
             names["#exp"] = TTL_ATTRIBUTE
             values[":exp"] = _n(expires)
-        return self._update(key, sets, "#state = :seen", names, values) is not None
+        item = self._update(key, sets, "#state = :seen", names, values)
+        return None if item is None else JobRow(item)
 
     def reset_for_retry(self, row: JobRow, now: float, envelope: Envelope) -> bool:
         """Back to waiting with fresh attempts (from failed or cancelled)."""

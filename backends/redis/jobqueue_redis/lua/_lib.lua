@@ -11,10 +11,18 @@ local PAUSED = base .. 'paused'        -- string: exists while paused
 local RATE = base .. 'rate'            -- hash: start, count of the current rate-limit window
 local SEQ = base .. 'seq'              -- counter: enqueue order
 local FSEQ = base .. 'fseq'            -- counter: finish order
+local WCHILD = base .. 'waiting-children'  -- zset: stored (or last re-checked) time -> id of a job waiting for its parents
+local FOLLOWUPS = base .. 'followups'  -- zset: end time -> id of an ended job whose dependents / group are not all told
+local CKEYS = base .. 'ckeys'          -- hash: concurrency key -> how many of its jobs are active
+local PARKED = base .. 'parked'        -- zset: waiting score -> id of every job held back for its concurrency key
 local SIGNAL_MAX = 1000
 
 local function jk(id) return base .. 'job:' .. id end
 local function fin(state) return base .. state end
+local function deps_key(id) return base .. 'deps:' .. id end              -- set: parents a waiting child has not heard from
+local function dependents_key(id) return base .. 'dependents:' .. id end  -- set: children to tell when this job ends
+local function kept_key(id) return base .. 'fu:' .. id end                -- hash: a dropped job's record, kept for its follow-up
+local function parked_key(ckey) return base .. 'parked:' .. ckey end      -- zset: waiting score -> id held back for ckey
 
 local function wscore(priority, seq)
   return string.format('%d', tonumber(priority) * 1000000000000 + tonumber(seq))
@@ -45,8 +53,15 @@ local function parse_retention(spec)
   return {completed = completed, failed = failed, cancelled = failed}
 end
 
+-- forget a job; one with a pending follow-up keeps its record (as fu:<id>) and dependents until the follow-up is cleared
 local function drop(id)
-  redis.call('DEL', jk(id))
+  local key = jk(id)
+  if redis.call('ZSCORE', FOLLOWUPS, id) and redis.call('EXISTS', key) == 1 then
+    redis.call('RENAME', key, kept_key(id))
+    redis.call('DEL', deps_key(id))
+  else
+    redis.call('DEL', key, deps_key(id), dependents_key(id))
+  end
 end
 
 -- enforce retention on one finished set: by count (oldest first), then by age; bounded work per call
@@ -85,13 +100,36 @@ local function retain_all(rules, now)
   retain('cancelled', rules, now)
 end
 
--- move a job into a finished state
+-- move a job into a finished state. A job with dependents or a group gets a follow-up; returns false if none,
+-- else 2 (it has dependents) or 3 (a group member without dependents: they cannot come later, since link.lua
+-- answers an ended parent with its end)
 local function finish_job(id, state, now_s, rules)
   local key = jk(id)
   redis.call('HSET', key, 'state', state, 'finished_at', now_s, 'token', '')
   redis.call('ZADD', fin(state), redis.call('INCR', FSEQ), id)
-  if batch then batch.retain[state] = {rules, tonumber(now_s)} return end
+  local followed = false
+  if redis.call('EXISTS', dependents_key(id)) == 1 then
+    followed = 2
+  elseif redis.call('HGET', key, 'grp') == '1' then
+    followed = 3
+  end
+  if followed then redis.call('ZADD', FOLLOWUPS, now_s, id) end
+  if batch then batch.retain[state] = {rules, tonumber(now_s)} return followed end
   retain(state, rules, tonumber(now_s))
+  return followed
+end
+
+-- an active job stops being active: free its concurrency key's place and put the key's next parked job back in line
+local function free_key(id)
+  local ckey = redis.call('HGET', jk(id), 'ckey')
+  if not ckey then return end
+  if redis.call('HINCRBY', CKEYS, ckey, -1) <= 0 then redis.call('HDEL', CKEYS, ckey) end
+  local nxt = redis.call('ZPOPMIN', parked_key(ckey))
+  if #nxt > 0 then
+    redis.call('ZREM', PARKED, nxt[1])
+    redis.call('ZADD', WAITING, nxt[2], nxt[1])
+    signal(1)
+  end
 end
 
 local function begin_batch() batch = {signal = 0, retain = {}} end
@@ -140,8 +178,23 @@ local function expired(key, id, rules, now)
   local rule = rules[f[1] or '']
   if rule and rule.age and f[2] and now - tonumber(f[2]) > rule.age then
     redis.call('ZREM', fin(f[1]), id)
-    redis.call('DEL', key)
+    drop(id)
     return true
   end
   return false
+end
+
+-- what workflow steps read of a job: env, state, error, result, attempt; from its hash, or from the copy drop()
+-- kept for a pending follow-up (first, with kept_first: a job stored again under the id is not the one that
+-- ended); state is false for a job not stored
+local function record_of(id, kept_first)
+  local first, second = jk(id), kept_key(id)
+  if kept_first then first, second = second, first end
+  local f = redis.call('HMGET', first, 'env', 'state', 'error', 'result', 'attempt')
+  if not f[2] then f = redis.call('HMGET', second, 'env', 'state', 'error', 'result', 'attempt') end
+  return f
+end
+
+local function is_finished(state)
+  return state == 'completed' or state == 'failed' or state == 'cancelled'
 end

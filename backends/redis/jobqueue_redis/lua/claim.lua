@@ -1,13 +1,18 @@
 -- Take up to N due jobs for a worker: reap expired leases, promote due delayed jobs, honour
 -- pause, the queue's concurrency cap and its rate limit, then mark jobs active under a lease.
+-- A job whose concurrency key already has its limit of active jobs is parked (parked:<key>) until one
+-- of them leaves active (free_key).
 -- ARGV: now, n, lease deadline, token prefix, concurrency|'', rate limit|'', rate period|'',
---       lost-lease error json, retention
--- Returns {jobs, hint}: jobs = flat list of id, envelope, attempt, token, ...; hint = the earliest
--- time something may become claimable (next delayed, rate window reopening, lease expiry) or ''.
+--       lost-lease error json, retention, active jobs allowed per concurrency key
+-- Returns {jobs, hint, followed}: jobs = flat list of id, envelope, attempt, token, ...; hint = the earliest
+-- time something may become claimable (next delayed, rate window reopening, lease expiry) or '';
+-- followed = ids of jobs whose lease ran out for good and that left a follow-up (dependents, group).
 local now_s = ARGV[1]
 local now = tonumber(now_s)
 local want = tonumber(ARGV[2])
 local rules = parse_retention(ARGV[9])
+local per_key = tonumber(ARGV[10]) or 1
+local followed = {}
 
 -- leases that ran out: the attempt counts; deliver again or fail
 local dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
@@ -16,15 +21,18 @@ for _, id in ipairs(dead) do
   local key = jk(id)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel')
   if f[1] == 'active' then
+    free_key(id)
     redis.call('HSET', key, 'error', ARGV[8], 'token', '')
+    local ended = false
     if f[4] == '1' then
-      finish_job(id, 'cancelled', now_s, rules)
+      ended = finish_job(id, 'cancelled', now_s, rules)
     elseif tonumber(f[2]) < tonumber(f[3]) then
       redis.call('HSET', key, 'attempt', tonumber(f[2]) + 1, 'not_before', '', 'progress', '0')
       schedule(id, now)
     else
-      finish_job(id, 'failed', now_s, rules)
+      ended = finish_job(id, 'failed', now_s, rules)
     end
+    if ended then followed[#followed + 1] = id end
   end
 end
 
@@ -42,7 +50,7 @@ end
 local function reply(jobs, extra)
   local best = hint()
   if extra and (not best or extra < best) then best = extra end
-  return {jobs, best and string.format('%.6f', best) or ''}
+  return {jobs, best and string.format('%.6f', best) or '', followed}
 end
 
 if redis.call('EXISTS', PAUSED) == 1 then return reply({}, nil) end
@@ -69,23 +77,32 @@ if n <= 0 then
   return reply({}, reopen)
 end
 
-local popped = redis.call('ZPOPMIN', WAITING, n)
 local jobs = {}
 local taken = 0
-for i = 1, #popped, 2 do
-  local id = popped[i]
-  local key = jk(id)
-  local f = redis.call('HMGET', key, 'state', 'env', 'attempt')
-  if f[1] == 'waiting' then
-    taken = taken + 1
-    local token = ARGV[4] .. ':' .. taken
-    redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token, 'progress', '0')
-    redis.call('ZADD', ACTIVE, ARGV[3], id)
-    jobs[#jobs + 1] = id
-    jobs[#jobs + 1] = f[2]
-    jobs[#jobs + 1] = f[3]
-    jobs[#jobs + 1] = token
+for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded number of times
+  local popped = redis.call('ZPOPMIN', WAITING, n - taken)
+  local parked = 0
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    local key = jk(id)
+    local f = redis.call('HMGET', key, 'state', 'env', 'attempt', 'ckey')
+    if f[1] == 'waiting' and f[4] and (tonumber(redis.call('HGET', CKEYS, f[4])) or 0) >= per_key then
+      parked = parked + 1
+      redis.call('ZADD', parked_key(f[4]), popped[i + 1], id)
+      redis.call('ZADD', PARKED, popped[i + 1], id)
+    elseif f[1] == 'waiting' then
+      if f[4] then redis.call('HINCRBY', CKEYS, f[4], 1) end
+      taken = taken + 1
+      local token = ARGV[4] .. ':' .. taken
+      redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token, 'progress', '0')
+      redis.call('ZADD', ACTIVE, ARGV[3], id)
+      jobs[#jobs + 1] = id
+      jobs[#jobs + 1] = f[2]
+      jobs[#jobs + 1] = f[3]
+      jobs[#jobs + 1] = token
+    end
   end
+  if parked == 0 or taken >= n then break end
 end
 if limit and taken > 0 then redis.call('HINCRBY', RATE, 'count', taken) end
 return reply(jobs, nil)

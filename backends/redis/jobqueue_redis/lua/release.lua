@@ -9,6 +9,7 @@ for i = 3, #ARGV, 2 do
   local f = redis.call('HMGET', key, 'state', 'token', 'cancel')
   if f[1] == 'active' and f[2] == token then
     redis.call('ZREM', ACTIVE, id)
+    free_key(id)
     redis.call('HSET', key, 'token', '', 'progress', '0')
     if f[3] == '1' then
       finish_job(id, 'cancelled', now_s, rules)
