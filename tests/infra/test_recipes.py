@@ -31,7 +31,8 @@ K8S = INFRA / "k8s"
 
 DEFAULT_JOB_TIMEOUT = 300  # JOBQUEUE_DEFAULT_TIMEOUT's default
 DEFAULT_WORKER_GRACE = 30  # `jobqueue worker --grace` default (JOBQUEUE_SHUTDOWN_GRACE)
-WORKER_OPTIONS = {"--queues", "--concurrency", "--grace"}
+WORKER_OPTIONS = {"--queues", "--processes", "--concurrency", "--grace"}
+CONTAINER_RECIPES = ("docker", "compose", "k8s")
 SYSTEMD_INSTANCE = "default"  # the queue set the template unit is started with in these tests
 
 
@@ -304,11 +305,18 @@ def test_k8s_worker_deployment_pdb_and_scaler():
 
 
 def test_every_recipe_starts_the_same_worker_command():
+    """The same options everywhere, but for ``--processes`` (containers scale by replicas, see below)."""
     commands = {name: read() for name, read in RECIPES.items()}
-    options = {name: worker_options(argv) for name, argv in commands.items()}
+    options = {name: {k: v for k, v in worker_options(argv).items() if k != "--processes"} for name, argv in commands.items()}
     first = options["docker"]
     for name, opts in options.items():
         assert opts == first, f"{name} starts {commands[name]}, docker starts {commands['docker']}"
+
+
+@pytest.mark.parametrize("recipe", CONTAINER_RECIPES)
+def test_container_recipes_run_one_worker_process(recipe):
+    """A container scales by replicas; without ``--processes`` a worker counts the host's cores when no CPU limit is set."""
+    assert worker_options(RECIPES[recipe]()).get("--processes") == "1"
 
 
 @pytest.mark.parametrize("recipe", ["compose", "systemd", "k8s"])
