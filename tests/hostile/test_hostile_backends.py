@@ -123,7 +123,9 @@ def test_huge_and_odd_progress_values_fail_the_attempt_clearly(lab: Lab) -> None
      ("redis", "JOBQUEUE_REDIS_URL", "http://example.invalid", "Redis URL must start with"),
      ("sqs", "JOBQUEUE_SQS_FUNCTION_TIMEOUT", "a minute", "JOBQUEUE_SQS_FUNCTION_TIMEOUT"),
      ("sqs", "JOBQUEUE_SQS_FUNCTION_TIMEOUT", "0", "JOBQUEUE_SQS_FUNCTION_TIMEOUT"), ("sqs", "JOBQUEUE_SQS_BATCH_SIZE", "1e3", "JOBQUEUE_SQS_BATCH_SIZE"),
-     ("sqs", "JOBQUEUE_SQS_QUEUE_URLS", "{not json", "JOBQUEUE_SQS_QUEUE_URLS"), ("sqs", "JOBQUEUE_SQS_PREFIX", "../x", "SQS queue prefix")],
+     ("sqs", "JOBQUEUE_SQS_QUEUE_URLS", "{not json", "JOBQUEUE_SQS_QUEUE_URLS"), ("sqs", "JOBQUEUE_SQS_PREFIX", "../x", "SQS queue prefix"),
+     ("sqs", "JOBQUEUE_SQS_RESERVE_MS", "-5", "JOBQUEUE_SQS_RESERVE_MS"), ("sqs", "JOBQUEUE_SQS_RESERVE_MS", "60000", "JOBQUEUE_SQS_RESERVE_MS"),
+     ("sqs", "JOBQUEUE_SQS_BATCHING_WINDOW", "-1", "JOBQUEUE_SQS_BATCHING_WINDOW"), ("sqs", "JOBQUEUE_SQS_BATCHING_WINDOW", "301", "JOBQUEUE_SQS_BATCHING_WINDOW")],
 )
 def test_wrong_types_in_backend_variables(backend: str, variable: str, value: str, named: str) -> None:
     app = JobQueue.from_env({"JOBQUEUE_BACKEND": backend, "REDIS_HOST": "127.0.0.1", "AWS_REGION": "us-east-1", variable: value})

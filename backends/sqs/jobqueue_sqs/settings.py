@@ -94,6 +94,13 @@ class SQSSettings:
             raise ConfigurationError(f"JOBQUEUE_SQS_FUNCTION_TIMEOUT={self.function_timeout}: a Lambda timeout is 1..900 seconds")
         if not 1 <= self.batch_size <= 10_000:
             raise ConfigurationError(f"JOBQUEUE_SQS_BATCH_SIZE={self.batch_size}: an SQS event source takes 1..10000 records")
+        if not 0 <= self.batching_window <= 300:
+            raise ConfigurationError(f"JOBQUEUE_SQS_BATCHING_WINDOW={self.batching_window}: an SQS event source waits 0..300 seconds")
+        if not 0 <= self.reserve_ms < self.function_timeout * 1000:
+            raise ConfigurationError(
+                f"JOBQUEUE_SQS_RESERVE_MS={self.reserve_ms}: the time kept back must be 0 or more milliseconds and less than "
+                f"the function's timeout ({self.function_timeout * 1000} ms), or no record would ever start"
+            )
         return self
 
     def with_(self, **changes: Any) -> SQSSettings:
