@@ -107,6 +107,10 @@ class RedisBackend(Backend):
             cached = self._retention[queue] = (config, retention_spec(config))
         return cached[1]
 
+    def _capped(self, queue: str) -> bool:
+        """Whether ``queue`` has a concurrency cap (a finish then wakes a worker that held back for it)."""
+        return self.app.queue_config(queue).concurrency is not None
+
     def _now(self) -> float:
         return self.app.clock.now()
 
@@ -396,9 +400,10 @@ class RedisBackend(Backend):
         """
         now = self._now()
         retention = self.retention(queue)
+        capped = self._capped(queue)
         args: list[Any] = [len(finished)]
         for env, token, outcome in finished:
-            args += finish_args(env.id, token, now, env, outcome, retention)
+            args += finish_args(env.id, token, now, env, outcome, retention, capped)
         if count > 0:
             args += self._claim_args(queue, count, token_prefix, now)
         done, reply = self._run(self.scripts.cycle, queue, args)
@@ -473,7 +478,7 @@ class RedisBackend(Backend):
 
     def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
         """Record an attempt's outcome if ``token`` still holds the lease (then run the job's follow-up, if any)."""
-        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue))
+        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue), self._capped(envelope.queue))
         answer = int(self._run(self.scripts.finish, envelope.queue, args))
         self.follow_up_attempt(envelope, outcome, answer)
         return bool(answer)
@@ -484,7 +489,8 @@ class RedisBackend(Backend):
         runs with :meth:`follow_up_attempt` once the ack is applied and it no longer holds the lease)."""
         now = self._now()
         calls = [
-            (self.scripts.finish, self.keys(env.queue).base, finish_args(env.id, token, now, env, outcome, self.retention(env.queue)))
+            (self.scripts.finish, self.keys(env.queue).base,
+             finish_args(env.id, token, now, env, outcome, self.retention(env.queue), self._capped(env.queue)))
             for env, token, outcome in items
         ]
         results = run_pipeline(self.client, self.scripts, calls)

@@ -86,8 +86,11 @@ def expired(status: JobStatus, config: QueueConfig, now: float) -> bool:
     return rule.max_age is not None and now - status.finished_at > rule.max_age
 
 
-def finish_args(job_id: str, token: str, now: float, envelope: Envelope, outcome: Outcome, retention: str) -> list[str]:
-    """The ARGV of ``finish.lua`` for ``outcome``."""
+def finish_args(
+    job_id: str, token: str, now: float, envelope: Envelope, outcome: Outcome, retention: str, capped: bool = False,
+) -> list[str]:
+    """The ARGV of ``finish.lua`` for ``outcome`` (``capped``: the queue has a concurrency cap, so a finish wakes a
+    worker that held back for it)."""
     new_env = ""
     attempt = str(envelope.attempt)
     not_before = ""
@@ -96,6 +99,9 @@ def finish_args(job_id: str, token: str, now: float, envelope: Envelope, outcome
         new_env = nxt.encode()
         attempt = str(nxt.attempt)
         not_before = "" if outcome.retry_at is None else repr(outcome.retry_at)
-    result = json.dumps(outcome.result) if outcome.state is JobState.COMPLETED else ""
+    result = ""
+    if outcome.state is JobState.COMPLETED:
+        result = "null" if outcome.result is None else json.dumps(outcome.result)
     error = outcome.error.model_dump_json() if outcome.error is not None else ""
-    return [job_id, token, repr(now), outcome.state.value, new_env, attempt, not_before, result, error, retention]
+    return [job_id, token, repr(now), outcome.state.value, new_env, attempt, not_before, result, error, retention,
+            "1" if capped else ""]

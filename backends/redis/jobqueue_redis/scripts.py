@@ -16,13 +16,14 @@ NAMES = (
 )
 
 #: how many ARGV items one finish.lua call takes (the cycle script slices its ARGV by it)
-FINISH_ARGC = 10
+FINISH_ARGC = 11
 
 # The worker's hot path: record a batch of outcomes and claim the next jobs of one queue in one round trip.
 # Composed from finish.lua and claim.lua unchanged, each wrapped as a function whose ARGV parameter shadows
 # the script's (a change to either script is picked up here). ARGV: n, then n x FINISH_ARGC finish arguments,
 # then claim.lua's arguments (none: claim nothing). Returns {finish results, claim reply or false}.
-# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job.
+# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job; the
+# finished jobs leave the active set and enter their finished sets in one command each before the claim.
 # A claim whose "now" is 'server' uses the server's clock (the wake-up path, pipelined behind a BLPOP: see
 # RedisBackend.wait_and_claim); every other call uses the caller's clock, as every script does.
 _CYCLE = """
@@ -40,6 +41,7 @@ for j = 1, n do
   done[j] = finish_one({{unpack(ARGV, at, at + {argc} - 1)}})
   at = at + {argc}
 end
+flush_batch()  -- the claim counts and reaps the active set: the finished jobs are out of it first
 local claimed = false
 if at <= #ARGV then
   local args = {{unpack(ARGV, at, #ARGV)}}
