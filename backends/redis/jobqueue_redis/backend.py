@@ -18,7 +18,7 @@ from jobqueue.runner import Outcome, error_info
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
 from jobqueue.workflows.store import Followup, end_of
-from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_spec, status_of
+from jobqueue_redis.codec import envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
@@ -399,11 +399,9 @@ class RedisBackend(Backend):
         0 not written, else written, :data:`FOLLOW_UPS` with a follow-up to run), the claimed jobs, the hint.
         """
         now = self._now()
-        retention = self.retention(queue)
-        capped = self._capped(queue)
-        args: list[Any] = [len(finished)]
+        args: list[Any] = [len(finished), repr(now), self.retention(queue), "1" if self._capped(queue) else ""]
         for env, token, outcome in finished:
-            args += finish_args(env.id, token, now, env, outcome, retention, capped)
+            args += outcome_args(env.id, token, env, outcome)
         if count > 0:
             args += self._claim_args(queue, count, token_prefix, now)
         done, reply = self._run(self.scripts.cycle, queue, args)

@@ -40,8 +40,12 @@ local function signal(n)
   redis.call('LTRIM', SIGNAL, 0, SIGNAL_MAX - 1)
 end
 
--- retention spec "ccount,cage,fcount,fage" ('' = no bound); cancelled jobs follow the failed rule
+-- retention spec "ccount,cage,fcount,fage" ('' = no bound); cancelled jobs follow the failed rule.
+-- Parsed once per spec per script call (a cycle passes the same spec with every outcome).
+local parsed_retention = {}
 local function parse_retention(spec)
+  local known = parsed_retention[spec]
+  if known then return known end
   local parts = {}
   local i = 0
   for field in string.gmatch(spec .. ',', '([^,]*),') do
@@ -50,7 +54,9 @@ local function parse_retention(spec)
   end
   local completed = {count = parts[1], age = parts[2]}
   local failed = {count = parts[3], age = parts[4]}
-  return {completed = completed, failed = failed, cancelled = failed}
+  known = {completed = completed, failed = failed, cancelled = failed}
+  parsed_retention[spec] = known
+  return known
 end
 
 -- forget a job; one with a pending follow-up keeps its record (as fu:<id>) and dependents until the follow-up is cleared
