@@ -311,7 +311,8 @@ class Worker:
         while not self._stopping.is_set():
             item = self._take()
             if item is not None:
-                self._run_item(*item)
+                while item is not None:  # jobs back to back: each end and the next start share one lock round
+                    item = self._run_item(*item)
                 continue
             if self._cycle():
                 continue
@@ -324,17 +325,23 @@ class Worker:
                 time.sleep(0.01)
 
     def _take(self) -> tuple[Envelope, str] | None:
+        """The next job in line, counted as running (the caller runs it with :meth:`_run_item`)."""
         with self._lock:
-            if not self._line or self._stopping.is_set():
-                return None
-            self._moved += 1
-            return self._line.popleft()
+            return self._next_locked()
 
-    def _run_item(self, envelope: Envelope, token: str) -> None:
+    def _next_locked(self) -> tuple[Envelope, str] | None:
+        if not self._line or self._stopping.is_set():
+            return None
+        self._moved += 1
+        self._running += 1
+        return self._line.popleft()
+
+    def _run_item(self, envelope: Envelope, token: str) -> tuple[Envelope, str] | None:
+        """Run a job :meth:`_take` gave; returns the next one in line, taken in the same lock round."""
         key = (envelope.queue, envelope.id)
         self.ran += 1
-        with self._lock:
-            self._running += 1
+        outcome: Outcome | None = None
+        nxt: tuple[Envelope, str] | None = None
         try:
             outcome = self._run_here(envelope, token)
         finally:
@@ -345,8 +352,10 @@ class Worker:
                     if not self._outbox:
                         self._outbox_since = time.monotonic()
                     self._outbox.append((envelope, token, outcome))
+                    nxt = self._next_locked()
         if outcome is None and key in self._active and self._active[key] is None:
             self._done(key, None)  # failed outside its handler: delivered again once its lease runs out
+        return nxt
 
     def _run_here(self, envelope: Envelope, token: str) -> Outcome | None:
         """Run a claimed job: a ``def`` job in this thread (its outcome goes to the outbox), an
@@ -432,17 +441,15 @@ class Worker:
                 if self.sink.owns((name, item[0].id), item[1]):
                     finished.append(item)
                 else:
-                    self._settle(*item, 0)
+                    self._settle_many([item], [0])
             count = max(want - len(claimed), 0)
             if not finished and not count:
                 if left:
                     continue
                 break
             kept, jobs, when = self.backend.cycle(name, finished, count, f"{self.id}:{next(self._seq)}")
-            for envelope, token in jobs:
-                self._admit(envelope, token)
-            for (envelope, token, outcome), ok in zip(finished, kept):
-                self._settle(envelope, token, outcome, ok)
+            self._admit(jobs)
+            self._settle_many(finished, kept)
             if when is not None:
                 hint = when if hint is None else min(hint, when)
             claimed += jobs
@@ -450,27 +457,32 @@ class Worker:
                 break
         return claimed, hint
 
-    def _admit(self, envelope: Envelope, token: str) -> None:
-        """A claimed job: held under its lease, active, in line."""
-        key = (envelope.queue, envelope.id)
-        self.sink.hold(envelope, token)
+    def _admit(self, jobs: list[tuple[Envelope, str]]) -> None:
+        """Claimed jobs: held under their leases, active, in line."""
+        if not jobs:
+            return
+        self.sink.hold_many(jobs)
         with self._lock:
-            self._active[key] = None
-            self._line.append((envelope, token))
-            self._idle.clear()
-            if len(self._active) >= self.concurrency:
+            for envelope, token in jobs:
+                self._active[(envelope.queue, envelope.id)] = None
+            self._line.extend(jobs)
+            if self._idle.is_set():
+                self._idle.clear()
+            if len(self._active) >= self.concurrency and self._room.is_set():
                 self._room.clear()
 
-    def _settle(self, envelope: Envelope, token: str, outcome: Outcome, kept: int) -> None:
-        """An outcome was recorded (``kept``: finish.lua's answer, 0 if the lease was lost): hooks, then follow-up."""
-        key = (envelope.queue, envelope.id)
-        self.sink.drop_if(key, token)
-        self._done(key, None)
-        try:
-            self.runner.settle(envelope, outcome, bool(kept))
-            self.backend.follow_up_attempt(envelope, outcome, int(kept))  # the ack is applied and the hooks fired
-        except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
-            logger.exception("job %s: after recording its outcome", envelope.id)
+    def _settle_many(self, finished: Sequence[tuple[Envelope, str, Outcome]], kept: Sequence[int]) -> None:
+        """Outcomes were recorded (``kept``: finish.lua's answers, 0 if the lease was lost): hooks, then follow-ups."""
+        if not finished:
+            return
+        self.sink.drop_many([((envelope.queue, envelope.id), token) for envelope, token, _ in finished])
+        self._done_many([(envelope.queue, envelope.id) for envelope, _, _ in finished])
+        for (envelope, _, outcome), answer in zip(finished, kept):
+            try:
+                self.runner.settle(envelope, outcome, bool(answer))
+                self.backend.follow_up_attempt(envelope, outcome, int(answer))  # the ack is applied and the hooks fired
+            except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
+                logger.exception("job %s: after recording its outcome", envelope.id)
 
     def _quiet(self) -> bool:
         """Burst: nothing in line, running, waiting to be recorded or being claimed."""
@@ -535,8 +547,7 @@ class Worker:
                 self.backend.wait_for_work(self.queues[0], block)
             else:
                 jobs, self._hint = got
-                for envelope, token in jobs:
-                    self._admit(envelope, token)
+                self._admit(jobs)
                 self._back()
         except TRANSIENT as exc:
             logger.debug("waiting for work failed: %s", exc)
@@ -579,15 +590,20 @@ class Worker:
     def _done(self, key: Key, future: Future[Any] | None) -> None:
         if future is not None and not future.cancelled() and future.exception() is not None:
             logger.error("job %s: the attempt's outcome was not recorded", key[1], exc_info=future.exception())
-        with self._lock:
-            self._active.pop(key, None)
-            self._moved += 1
-            if len(self._active) < self.concurrency:
-                self._room.set()
-            if not self._active:
-                self._idle.set()
+        self._done_many([key])
         if future is not None:
             self._nudge()  # a slot freed
+
+    def _done_many(self, keys: Sequence[Key]) -> None:
+        """Jobs that are no longer active here."""
+        with self._lock:
+            for key in keys:
+                self._active.pop(key, None)
+            self._moved += 1
+            if len(self._active) < self.concurrency and not self._room.is_set():
+                self._room.set()
+            if not self._active and not self._idle.is_set():
+                self._idle.set()
 
     # -- helpers ----------------------------------------------------------------------------------
 
