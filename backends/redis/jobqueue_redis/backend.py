@@ -432,7 +432,7 @@ class RedisBackend(Backend):
             client = client.get_redis_connection(client.get_node_from_key(base))
         pipe = client.pipeline(transaction=False)
         pipe.blpop([self.keys(queue).signal], timeout=timeout)
-        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, *[str(a) for a in args])
+        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, "", "", "", *[str(a) for a in args])  # no outcomes: no shared finish args
         _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
