@@ -44,16 +44,15 @@ def _decoded(raw: str, attempt: int | None) -> Envelope:
     step by pydantic; anything it refuses goes through :func:`decode_envelope`, which says what is wrong in the
     words the worker records (and is the one path for a deep one, which it walks).
     """
-    if attempt is None or attempt >= 1:
-        if raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH:
-            try:
-                envelope = Envelope.model_validate_json(raw)
-            except (ValidationError, ValueError):
-                pass  # the slow path below raises UnsupportedEnvelope with the reason
-            else:
-                if attempt is not None and envelope.attempt != attempt:
-                    envelope = envelope.model_copy(update={"attempt": attempt})
-                return envelope
+    if (attempt is None or attempt >= 1) and raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH:
+        try:
+            envelope = Envelope.model_validate_json(raw)
+        except (ValidationError, ValueError):
+            pass  # the slow path below raises UnsupportedEnvelope with the reason
+        else:
+            if attempt is not None and envelope.attempt != attempt:
+                envelope = envelope.model_copy(update={"attempt": attempt})
+            return envelope
     return decode_envelope(raw, attempt=attempt) if attempt is not None else decode_envelope(raw)
 
 

@@ -107,6 +107,7 @@ class Worker:
         self._hint: float | None = None
         self._cond = threading.Condition()  # idle job threads wait here
         self._watcher = False
+        self._handover = False  # the watcher just left: the idle thread it wakes watches without claiming first
         self._single = len(self.queues) == 1  # one queue: the watcher blocks on its wake-up list itself
         self._outage_since: float | None = None
         self._pause = 0.1
@@ -501,13 +502,18 @@ class Worker:
         with self._cond:
             if self._watcher or self._stopping.is_set():
                 self._cond.wait(0.05 if burst else timeout)
-                return
+                if not self._handover or self._watcher or self._line or self._stopping.is_set():
+                    return
+                # the watcher left to run what it found (or to claim): take over at once; claiming first would find
+                # nothing, and would keep this thread busy while the one that left starts its job
+            self._handover = False
             self._watcher = True
         try:
             self._watch(burst, timeout)
         finally:
             with self._cond:
                 self._watcher = False
+                self._handover = self._single  # several queues: a listener's nudge is what gets a claim
                 self._cond.notify(1)  # the next idle thread watches
 
     def _watch(self, burst: bool, timeout: float) -> None:
@@ -584,7 +590,9 @@ class Worker:
             logger.warning("Redis is back after %.1fs", time.monotonic() - since)
 
     def _nudge(self) -> None:
+        """Wake an idle thread to claim (a slot freed, or a listener saw work)."""
         with self._cond:
+            self._handover = False
             self._cond.notify(1)
 
     def _done(self, key: Key, future: Future[Any] | None) -> None:
