@@ -41,9 +41,9 @@ local n = tonumber(ARGV[1])
 local now_s, retention, capped = ARGV[2], ARGV[3], ARGV[4]
 local done = {{}}
 local at = 5
+local a = ARGV
 begin_batch()  -- wake-ups and retention once for the whole call
 for j = 1, n do
-  local a = ARGV
   done[j] = finish_one({{a[at], a[at + 1], now_s, a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6], a[at + 7],
     retention, capped}})
   at = at + {argc}

@@ -198,12 +198,12 @@ local function flush_batch()
   end
   for state, ids in pairs(done.ended) do
     local last = redis.call('INCRBY', FSEQ, #ids)
-    local pairs_ = {}
+    local scored = {}
     for i, id in ipairs(ids) do
-      pairs_[#pairs_ + 1] = last - #ids + i
-      pairs_[#pairs_ + 1] = id
+      scored[#scored + 1] = last - #ids + i
+      scored[#scored + 1] = id
     end
-    zadd_many(fin(state), pairs_)
+    zadd_many(fin(state), scored)
   end
   done.ended = {}
 end
