@@ -108,6 +108,7 @@ class Worker:
         self._cond = threading.Condition()  # idle job threads wait here
         self._watcher = False
         self._handover = False  # the watcher just left: the idle thread it wakes watches without claiming first
+        self._poke = threading.Event()  # wakes the watcher before its next check: a thread went idle
         self._single = len(self.queues) == 1  # one queue: the watcher blocks on its wake-up list itself
         self._outage_since: float | None = None
         self._pause = 0.1
@@ -155,6 +156,7 @@ class Worker:
         if force:
             self._forced.set()
         self._stopping.set()
+        self._poke.set()
         self._wake.set()
         self._room.set()
         with self._cond:
@@ -501,6 +503,7 @@ class Worker:
             timeout = min(timeout, max(self._hint - self.app.clock.now(), 0.005))
         with self._cond:
             if self._watcher or self._stopping.is_set():
+                self._poke.set()  # the watcher looks again now (it blocks for work at once if nothing runs)
                 self._cond.wait(0.05 if burst else timeout)
                 if not self._handover or self._watcher or self._line or self._stopping.is_set():
                     return
@@ -518,6 +521,7 @@ class Worker:
 
     def _watch(self, burst: bool, timeout: float) -> None:
         while not self._stopping.is_set():
+            self._poke.clear()
             with self._lock:
                 running, local, moved = self._running, bool(self._line or self._outbox or self._fetching), self._moved
             if not running and not local:  # nothing runs here: claim as soon as work arrives
@@ -526,7 +530,13 @@ class Worker:
                 else:
                     self._wait_for_work(timeout)
                 return
-            self._stopping.wait(WATCH)
+            since = time.monotonic()
+            if self._poke.wait(WATCH):  # a thread went idle: if nothing runs now, block for work at once
+                with self._lock:
+                    idle = not self._running and not (self._line or self._outbox or self._fetching)
+                if idle:
+                    continue
+                self._stopping.wait(max(WATCH - (time.monotonic() - since), 0.0))
             with self._lock:
                 stalled = self._moved == moved
             if stalled:  # jobs run long: record what finished, claim for the free slots, run the next one here
