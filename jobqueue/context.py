@@ -53,7 +53,8 @@ class JobContext:
         """This job's logger; records carry ``job_id`` and ``attempt``."""
         if self._logger is None:
             assert self._job_logger is not None
-            self._logger = logging.LoggerAdapter(self._job_logger, {"job_id": self._envelope.id, "attempt": self._envelope.attempt})
+            extra = {"job_id": self._envelope.id, "attempt": self._envelope.attempt}
+            self._logger = logging.LoggerAdapter(self._job_logger, extra)
         return self._logger
 
     @logger.setter

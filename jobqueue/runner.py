@@ -155,7 +155,7 @@ class JobRunner:
         job_logger = self._loggers.get(envelope.name)
         if job_logger is None:
             job_logger = self._loggers[envelope.name] = logging.getLogger(f"jobqueue.job.{envelope.name}")
-        return JobContext(envelope, sink, None, self.app, job_logger=job_logger)  # the adapter is built on first use
+        return JobContext(envelope, sink, None, self.app, job_logger=job_logger)  # its adapter is built on first use
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = time.perf_counter() - started

@@ -432,7 +432,8 @@ class RedisBackend(Backend):
             client = client.get_redis_connection(client.get_node_from_key(base))
         pipe = client.pipeline(transaction=False)
         pipe.blpop([self.keys(queue).signal], timeout=timeout)
-        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, "", "", "", *[str(a) for a in args])  # no outcomes: no shared finish args
+        no_outcomes = (0, "", "", "")  # the cycle's head: no outcomes, so none of the arguments they share
+        pipe.evalsha(self.scripts.cycle.sha, 1, base, *no_outcomes, *[str(a) for a in args])
         _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
@@ -476,7 +477,8 @@ class RedisBackend(Backend):
 
     def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
         """Record an attempt's outcome if ``token`` still holds the lease (then run the job's follow-up, if any)."""
-        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue), self._capped(envelope.queue))
+        queue = envelope.queue
+        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(queue), self._capped(queue))
         answer = int(self._run(self.scripts.finish, envelope.queue, args))
         self.follow_up_attempt(envelope, outcome, answer)
         return bool(answer)
