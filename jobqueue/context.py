@@ -25,19 +25,41 @@ class AttemptSink(Protocol):
 
 
 class JobContext:
-    """Passed to a handler as its second argument."""
+    """Passed to a handler as its second argument.
+
+    ``logger``: the handler's logger; or ``None`` with ``job_logger``, and the context builds an adapter of
+    ``job_logger`` that adds the job id and attempt on first use (most handlers never log).
+    """
 
     def __init__(
         self,
         envelope: Envelope,
         sink: AttemptSink,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None,
         app: JobQueue | None = None,
+        *,
+        job_logger: logging.Logger | None = None,
     ) -> None:
+        if logger is None and job_logger is None:
+            raise TypeError("JobContext needs a logger or a job_logger")
         self._envelope = envelope
         self._sink = sink
-        self.logger = logger
+        self._logger = logger
+        self._job_logger = job_logger
         self._app = app
+
+    @property
+    def logger(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """This job's logger; records carry ``job_id`` and ``attempt``."""
+        if self._logger is None:
+            assert self._job_logger is not None
+            extra = {"job_id": self._envelope.id, "attempt": self._envelope.attempt}
+            self._logger = logging.LoggerAdapter(self._job_logger, extra)
+        return self._logger
+
+    @logger.setter
+    def logger(self, value: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        self._logger = value
 
     @property
     def job_id(self) -> str:

@@ -155,8 +155,7 @@ class JobRunner:
         job_logger = self._loggers.get(envelope.name)
         if job_logger is None:
             job_logger = self._loggers[envelope.name] = logging.getLogger(f"jobqueue.job.{envelope.name}")
-        adapter = logging.LoggerAdapter(job_logger, {"job_id": envelope.id, "attempt": envelope.attempt})
-        return JobContext(envelope, sink, adapter, self.app)
+        return JobContext(envelope, sink, None, self.app, job_logger=job_logger)  # its adapter is built on first use
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = time.perf_counter() - started
@@ -189,7 +188,9 @@ class JobRunner:
         if not kept:
             logger.warning("job %s: the lease was lost before attempt %d finished; its outcome was not written", envelope.id, envelope.attempt)
             return outcome
-        self.app.hooks.emit(JobEvent(_EVENT_OF[outcome.state], envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
+        kind = _EVENT_OF[outcome.state]
+        if self.app.hooks.wants(kind):
+            self.app.hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
         return outcome
 
     # -- synchronous and asynchronous entry points -------------------------------------------

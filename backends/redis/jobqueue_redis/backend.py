@@ -18,7 +18,7 @@ from jobqueue.runner import Outcome, error_info
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
 from jobqueue.workflows.store import Followup, end_of
-from jobqueue_redis.codec import envelope_of, expired, finish_args, retention_spec, status_of
+from jobqueue_redis.codec import envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
@@ -106,6 +106,10 @@ class RedisBackend(Backend):
         if cached is None or cached[0] is not config:  # a queue declared again gets its spec again
             cached = self._retention[queue] = (config, retention_spec(config))
         return cached[1]
+
+    def _capped(self, queue: str) -> bool:
+        """Whether ``queue`` has a concurrency cap (a finish then wakes a worker that held back for it)."""
+        return self.app.queue_config(queue).concurrency is not None
 
     def _now(self) -> float:
         return self.app.clock.now()
@@ -395,10 +399,9 @@ class RedisBackend(Backend):
         0 not written, else written, :data:`FOLLOW_UPS` with a follow-up to run), the claimed jobs, the hint.
         """
         now = self._now()
-        retention = self.retention(queue)
-        args: list[Any] = [len(finished)]
+        args: list[Any] = [len(finished), repr(now), self.retention(queue), "1" if self._capped(queue) else ""]
         for env, token, outcome in finished:
-            args += finish_args(env.id, token, now, env, outcome, retention)
+            args += outcome_args(env.id, token, env, outcome)
         if count > 0:
             args += self._claim_args(queue, count, token_prefix, now)
         done, reply = self._run(self.scripts.cycle, queue, args)
@@ -429,7 +432,8 @@ class RedisBackend(Backend):
             client = client.get_redis_connection(client.get_node_from_key(base))
         pipe = client.pipeline(transaction=False)
         pipe.blpop([self.keys(queue).signal], timeout=timeout)
-        pipe.evalsha(self.scripts.cycle.sha, 1, base, 0, *[str(a) for a in args])
+        no_outcomes = (0, "", "", "")  # the cycle's head: no outcomes, so none of the arguments they share
+        pipe.evalsha(self.scripts.cycle.sha, 1, base, *no_outcomes, *[str(a) for a in args])
         _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
@@ -473,7 +477,8 @@ class RedisBackend(Backend):
 
     def finish(self, envelope: Envelope, token: str, outcome: Outcome) -> bool:
         """Record an attempt's outcome if ``token`` still holds the lease (then run the job's follow-up, if any)."""
-        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(envelope.queue))
+        queue = envelope.queue
+        args = finish_args(envelope.id, token, self._now(), envelope, outcome, self.retention(queue), self._capped(queue))
         answer = int(self._run(self.scripts.finish, envelope.queue, args))
         self.follow_up_attempt(envelope, outcome, answer)
         return bool(answer)
@@ -484,7 +489,8 @@ class RedisBackend(Backend):
         runs with :meth:`follow_up_attempt` once the ack is applied and it no longer holds the lease)."""
         now = self._now()
         calls = [
-            (self.scripts.finish, self.keys(env.queue).base, finish_args(env.id, token, now, env, outcome, self.retention(env.queue)))
+            (self.scripts.finish, self.keys(env.queue).base,
+             finish_args(env.id, token, now, env, outcome, self.retention(env.queue), self._capped(env.queue)))
             for env, token, outcome in items
         ]
         results = run_pipeline(self.client, self.scripts, calls)

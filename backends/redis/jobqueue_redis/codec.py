@@ -6,7 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jobqueue.envelope import Envelope, decode_envelope
+from pydantic import ValidationError
+
+from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, decode_envelope
 from jobqueue.options import QueueConfig
 from jobqueue.runner import Outcome
 from jobqueue.states import JobState
@@ -29,11 +31,29 @@ def retention_spec(config: QueueConfig) -> str:
 
 def envelope_of(job_id: str, queue: str, raw: str, attempt: str | None) -> Envelope:
     """The envelope a worker runs: the stored JSON with the attempt counted in Redis."""
-    # UnsupportedEnvelope: the worker fails the job
-    envelope = decode_envelope(raw, attempt=int(attempt)) if attempt else decode_envelope(raw)
+    envelope = _decoded(raw, int(attempt) if attempt else None)
     if envelope.id != job_id or envelope.queue != queue:
         envelope = envelope.model_copy(update={"id": job_id, "queue": queue})
     return envelope
+
+
+def _decoded(raw: str, attempt: int | None) -> Envelope:
+    """``raw`` as an :class:`Envelope` (``attempt``: Redis's count, over the stored one), or UnsupportedEnvelope.
+
+    The usual envelope (shallow: fewer opening brackets than the depth limit) is parsed and validated in one
+    step by pydantic; anything it refuses goes through :func:`decode_envelope`, which says what is wrong in the
+    words the worker records (and is the one path for a deep one, which it walks).
+    """
+    if (attempt is None or attempt >= 1) and raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH:
+        try:
+            envelope = Envelope.model_validate_json(raw)
+        except (ValidationError, ValueError):
+            pass  # the slow path below raises UnsupportedEnvelope with the reason
+        else:
+            if attempt is not None and envelope.attempt != attempt:
+                envelope = envelope.model_copy(update={"attempt": attempt})
+            return envelope
+    return decode_envelope(raw, attempt=attempt) if attempt is not None else decode_envelope(raw)
 
 
 def status_of(data: Mapping[str, str], queue: str, job_id: str) -> JobStatus | None:
@@ -86,8 +106,9 @@ def expired(status: JobStatus, config: QueueConfig, now: float) -> bool:
     return rule.max_age is not None and now - status.finished_at > rule.max_age
 
 
-def finish_args(job_id: str, token: str, now: float, envelope: Envelope, outcome: Outcome, retention: str) -> list[str]:
-    """The ARGV of ``finish.lua`` for ``outcome``."""
+def outcome_args(job_id: str, token: str, envelope: Envelope, outcome: Outcome) -> list[str]:
+    """What ``finish.lua`` is told of one outcome: id, token, outcome, envelope json|'', attempt, not_before|'',
+    result json|'', error json|'' (the cycle script's ARGV per outcome; see :func:`finish_args`)."""
     new_env = ""
     attempt = str(envelope.attempt)
     not_before = ""
@@ -96,6 +117,17 @@ def finish_args(job_id: str, token: str, now: float, envelope: Envelope, outcome
         new_env = nxt.encode()
         attempt = str(nxt.attempt)
         not_before = "" if outcome.retry_at is None else repr(outcome.retry_at)
-    result = json.dumps(outcome.result) if outcome.state is JobState.COMPLETED else ""
+    result = ""
+    if outcome.state is JobState.COMPLETED:
+        result = "null" if outcome.result is None else json.dumps(outcome.result)
     error = outcome.error.model_dump_json() if outcome.error is not None else ""
-    return [job_id, token, repr(now), outcome.state.value, new_env, attempt, not_before, result, error, retention]
+    return [job_id, token, outcome.state.value, new_env, attempt, not_before, result, error]
+
+
+def finish_args(
+    job_id: str, token: str, now: float, envelope: Envelope, outcome: Outcome, retention: str, capped: bool = False,
+) -> list[str]:
+    """The ARGV of ``finish.lua`` for ``outcome`` (``capped``: the queue has a concurrency cap, so a finish wakes a
+    worker that held back for it)."""
+    one = outcome_args(job_id, token, envelope, outcome)
+    return [one[0], one[1], repr(now), *one[2:], retention, "1" if capped else ""]

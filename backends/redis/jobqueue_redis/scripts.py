@@ -15,14 +15,19 @@ NAMES = (
     "link", "resolve", "parents", "followups", "group",
 )
 
-#: how many ARGV items one finish.lua call takes (the cycle script slices its ARGV by it)
-FINISH_ARGC = 10
+#: how many ARGV items one finish.lua call takes
+FINISH_ARGC = 11
+#: finish.lua's arguments that are the same for every outcome of one queue (now, retention, capped) go once in
+#: a cycle's ARGV; each outcome then takes CYCLE_ARGC (see :func:`jobqueue_redis.codec.outcome_args`)
+CYCLE_ARGC = FINISH_ARGC - 3
 
 # The worker's hot path: record a batch of outcomes and claim the next jobs of one queue in one round trip.
 # Composed from finish.lua and claim.lua unchanged, each wrapped as a function whose ARGV parameter shadows
-# the script's (a change to either script is picked up here). ARGV: n, then n x FINISH_ARGC finish arguments,
-# then claim.lua's arguments (none: claim nothing). Returns {finish results, claim reply or false}.
-# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job.
+# the script's (a change to either script is picked up here). ARGV: n, now, retention, capped, then n x
+# CYCLE_ARGC finish arguments (finish.lua's without the shared three), then claim.lua's arguments (none: claim
+# nothing). Returns {finish results, claim reply or false}.
+# Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job; the
+# finished jobs leave the active set and enter their finished sets in one command each before the claim.
 # A claim whose "now" is 'server' uses the server's clock (the wake-up path, pipelined behind a BLPOP: see
 # RedisBackend.wait_and_claim); every other call uses the caller's clock, as every script does.
 _CYCLE = """
@@ -33,13 +38,17 @@ local function claim_some(ARGV)
 {claim}
 end
 local n = tonumber(ARGV[1])
+local now_s, retention, capped = ARGV[2], ARGV[3], ARGV[4]
 local done = {{}}
-local at = 2
+local at = 5
+local a = ARGV
 begin_batch()  -- wake-ups and retention once for the whole call
 for j = 1, n do
-  done[j] = finish_one({{unpack(ARGV, at, at + {argc} - 1)}})
+  done[j] = finish_one({{a[at], a[at + 1], now_s, a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6], a[at + 7],
+    retention, capped}})
   at = at + {argc}
 end
+flush_batch()  -- the claim counts and reaps the active set: the finished jobs are out of it first
 local claimed = false
 if at <= #ARGV then
   local args = {{unpack(ARGV, at, #ARGV)}}
@@ -116,7 +125,7 @@ class Scripts:
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
         self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
-        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=FINISH_ARGC)
+        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
         self._all.append(Script("cycle", prelude + "\n" + cycle))
         for script in self._all:
             setattr(self, script.name, script)

@@ -6,6 +6,7 @@ import logging
 import queue as queue_module
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,14 @@ class WorkerSink:
             self._tokens[(envelope.queue, envelope.id)] = token
             self._lost.discard((envelope.queue, envelope.id))
 
+    def hold_many(self, jobs: Sequence[tuple[Envelope, str]]) -> None:
+        """:meth:`hold` for many claimed jobs, in one lock round."""
+        with self._lock:
+            for envelope, token in jobs:
+                key = (envelope.queue, envelope.id)
+                self._tokens[key] = token
+                self._lost.discard(key)
+
     def held(self) -> dict[Key, str]:
         with self._lock:
             return dict(self._tokens)
@@ -144,6 +153,14 @@ class WorkerSink:
             if self._tokens.get(key) == token:
                 del self._tokens[key]
             self._lost.discard(key)
+
+    def drop_many(self, pairs: Sequence[tuple[Key, str]]) -> None:
+        """:meth:`drop_if` for many recorded outcomes, in one lock round."""
+        with self._lock:
+            for key, token in pairs:
+                if self._tokens.get(key) == token:
+                    del self._tokens[key]
+                self._lost.discard(key)
 
     def mark_lost(self, key: Key) -> None:
         with self._lock:

@@ -107,6 +107,8 @@ class Worker:
         self._hint: float | None = None
         self._cond = threading.Condition()  # idle job threads wait here
         self._watcher = False
+        self._handover = False  # the watcher just left: the idle thread it wakes watches without claiming first
+        self._poke = threading.Event()  # wakes the watcher before its next check: a thread went idle
         self._single = len(self.queues) == 1  # one queue: the watcher blocks on its wake-up list itself
         self._outage_since: float | None = None
         self._pause = 0.1
@@ -154,6 +156,7 @@ class Worker:
         if force:
             self._forced.set()
         self._stopping.set()
+        self._poke.set()
         self._wake.set()
         self._room.set()
         with self._cond:
@@ -311,7 +314,8 @@ class Worker:
         while not self._stopping.is_set():
             item = self._take()
             if item is not None:
-                self._run_item(*item)
+                while item is not None:  # jobs back to back: each end and the next start share one lock round
+                    item = self._run_item(*item)
                 continue
             if self._cycle():
                 continue
@@ -324,17 +328,23 @@ class Worker:
                 time.sleep(0.01)
 
     def _take(self) -> tuple[Envelope, str] | None:
+        """The next job in line, counted as running (the caller runs it with :meth:`_run_item`)."""
         with self._lock:
-            if not self._line or self._stopping.is_set():
-                return None
-            self._moved += 1
-            return self._line.popleft()
+            return self._next_locked()
 
-    def _run_item(self, envelope: Envelope, token: str) -> None:
+    def _next_locked(self) -> tuple[Envelope, str] | None:
+        if not self._line or self._stopping.is_set():
+            return None
+        self._moved += 1
+        self._running += 1
+        return self._line.popleft()
+
+    def _run_item(self, envelope: Envelope, token: str) -> tuple[Envelope, str] | None:
+        """Run a job :meth:`_take` gave; returns the next one in line, taken in the same lock round."""
         key = (envelope.queue, envelope.id)
         self.ran += 1
-        with self._lock:
-            self._running += 1
+        outcome: Outcome | None = None
+        nxt: tuple[Envelope, str] | None = None
         try:
             outcome = self._run_here(envelope, token)
         finally:
@@ -345,8 +355,10 @@ class Worker:
                     if not self._outbox:
                         self._outbox_since = time.monotonic()
                     self._outbox.append((envelope, token, outcome))
+                    nxt = self._next_locked()
         if outcome is None and key in self._active and self._active[key] is None:
             self._done(key, None)  # failed outside its handler: delivered again once its lease runs out
+        return nxt
 
     def _run_here(self, envelope: Envelope, token: str) -> Outcome | None:
         """Run a claimed job: a ``def`` job in this thread (its outcome goes to the outbox), an
@@ -432,17 +444,15 @@ class Worker:
                 if self.sink.owns((name, item[0].id), item[1]):
                     finished.append(item)
                 else:
-                    self._settle(*item, 0)
+                    self._settle_many([item], [0])
             count = max(want - len(claimed), 0)
             if not finished and not count:
                 if left:
                     continue
                 break
             kept, jobs, when = self.backend.cycle(name, finished, count, f"{self.id}:{next(self._seq)}")
-            for envelope, token in jobs:
-                self._admit(envelope, token)
-            for (envelope, token, outcome), ok in zip(finished, kept):
-                self._settle(envelope, token, outcome, ok)
+            self._admit(jobs)
+            self._settle_many(finished, kept)
             if when is not None:
                 hint = when if hint is None else min(hint, when)
             claimed += jobs
@@ -450,27 +460,32 @@ class Worker:
                 break
         return claimed, hint
 
-    def _admit(self, envelope: Envelope, token: str) -> None:
-        """A claimed job: held under its lease, active, in line."""
-        key = (envelope.queue, envelope.id)
-        self.sink.hold(envelope, token)
+    def _admit(self, jobs: list[tuple[Envelope, str]]) -> None:
+        """Claimed jobs: held under their leases, active, in line."""
+        if not jobs:
+            return
+        self.sink.hold_many(jobs)
         with self._lock:
-            self._active[key] = None
-            self._line.append((envelope, token))
-            self._idle.clear()
-            if len(self._active) >= self.concurrency:
+            for envelope, token in jobs:
+                self._active[(envelope.queue, envelope.id)] = None
+            self._line.extend(jobs)
+            if self._idle.is_set():
+                self._idle.clear()
+            if len(self._active) >= self.concurrency and self._room.is_set():
                 self._room.clear()
 
-    def _settle(self, envelope: Envelope, token: str, outcome: Outcome, kept: int) -> None:
-        """An outcome was recorded (``kept``: finish.lua's answer, 0 if the lease was lost): hooks, then follow-up."""
-        key = (envelope.queue, envelope.id)
-        self.sink.drop_if(key, token)
-        self._done(key, None)
-        try:
-            self.runner.settle(envelope, outcome, bool(kept))
-            self.backend.follow_up_attempt(envelope, outcome, int(kept))  # the ack is applied and the hooks fired
-        except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
-            logger.exception("job %s: after recording its outcome", envelope.id)
+    def _settle_many(self, finished: Sequence[tuple[Envelope, str, Outcome]], kept: Sequence[int]) -> None:
+        """Outcomes were recorded (``kept``: finish.lua's answers, 0 if the lease was lost): hooks, then follow-ups."""
+        if not finished:
+            return
+        self.sink.drop_many([((envelope.queue, envelope.id), token) for envelope, token, _ in finished])
+        self._done_many([(envelope.queue, envelope.id) for envelope, _, _ in finished])
+        for (envelope, _, outcome), answer in zip(finished, kept):
+            try:
+                self.runner.settle(envelope, outcome, bool(answer))
+                self.backend.follow_up_attempt(envelope, outcome, int(answer))  # the ack is applied and the hooks fired
+            except Exception:  # noqa: BLE001 - hooks catch their own errors; this is a last guard for the thread
+                logger.exception("job %s: after recording its outcome", envelope.id)
 
     def _quiet(self) -> bool:
         """Burst: nothing in line, running, waiting to be recorded or being claimed."""
@@ -488,18 +503,25 @@ class Worker:
             timeout = min(timeout, max(self._hint - self.app.clock.now(), 0.005))
         with self._cond:
             if self._watcher or self._stopping.is_set():
+                self._poke.set()  # the watcher looks again now (it blocks for work at once if nothing runs)
                 self._cond.wait(0.05 if burst else timeout)
-                return
+                if not self._handover or self._watcher or self._line or self._stopping.is_set():
+                    return
+                # the watcher left to run what it found (or to claim): take over at once; claiming first would find
+                # nothing, and would keep this thread busy while the one that left starts its job
+            self._handover = False
             self._watcher = True
         try:
             self._watch(burst, timeout)
         finally:
             with self._cond:
                 self._watcher = False
+                self._handover = self._single  # several queues: a listener's nudge is what gets a claim
                 self._cond.notify(1)  # the next idle thread watches
 
     def _watch(self, burst: bool, timeout: float) -> None:
         while not self._stopping.is_set():
+            self._poke.clear()
             with self._lock:
                 running, local, moved = self._running, bool(self._line or self._outbox or self._fetching), self._moved
             if not running and not local:  # nothing runs here: claim as soon as work arrives
@@ -508,7 +530,13 @@ class Worker:
                 else:
                     self._wait_for_work(timeout)
                 return
-            self._stopping.wait(WATCH)
+            since = time.monotonic()
+            if self._poke.wait(WATCH):  # a thread went idle: if nothing runs now, block for work at once
+                with self._lock:
+                    idle = not self._running and not (self._line or self._outbox or self._fetching)
+                if idle:
+                    continue
+                self._stopping.wait(max(WATCH - (time.monotonic() - since), 0.0))
             with self._lock:
                 stalled = self._moved == moved
             if stalled:  # jobs run long: record what finished, claim for the free slots, run the next one here
@@ -535,8 +563,7 @@ class Worker:
                 self.backend.wait_for_work(self.queues[0], block)
             else:
                 jobs, self._hint = got
-                for envelope, token in jobs:
-                    self._admit(envelope, token)
+                self._admit(jobs)
                 self._back()
         except TRANSIENT as exc:
             logger.debug("waiting for work failed: %s", exc)
@@ -573,21 +600,28 @@ class Worker:
             logger.warning("Redis is back after %.1fs", time.monotonic() - since)
 
     def _nudge(self) -> None:
+        """Wake an idle thread to claim (a slot freed, or a listener saw work)."""
         with self._cond:
+            self._handover = False
             self._cond.notify(1)
 
     def _done(self, key: Key, future: Future[Any] | None) -> None:
         if future is not None and not future.cancelled() and future.exception() is not None:
             logger.error("job %s: the attempt's outcome was not recorded", key[1], exc_info=future.exception())
-        with self._lock:
-            self._active.pop(key, None)
-            self._moved += 1
-            if len(self._active) < self.concurrency:
-                self._room.set()
-            if not self._active:
-                self._idle.set()
+        self._done_many([key])
         if future is not None:
             self._nudge()  # a slot freed
+
+    def _done_many(self, keys: Sequence[Key]) -> None:
+        """Jobs that are no longer active here."""
+        with self._lock:
+            for key in keys:
+                self._active.pop(key, None)
+            self._moved += 1
+            if len(self._active) < self.concurrency and not self._room.is_set():
+                self._room.set()
+            if not self._active and not self._idle.is_set():
+                self._idle.set()
 
     # -- helpers ----------------------------------------------------------------------------------
 

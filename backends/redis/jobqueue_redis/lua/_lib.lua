@@ -40,8 +40,12 @@ local function signal(n)
   redis.call('LTRIM', SIGNAL, 0, SIGNAL_MAX - 1)
 end
 
--- retention spec "ccount,cage,fcount,fage" ('' = no bound); cancelled jobs follow the failed rule
+-- retention spec "ccount,cage,fcount,fage" ('' = no bound); cancelled jobs follow the failed rule.
+-- Parsed once per spec per script call (a cycle passes the same spec with every outcome).
+local parsed_retention = {}
 local function parse_retention(spec)
+  local known = parsed_retention[spec]
+  if known then return known end
   local parts = {}
   local i = 0
   for field in string.gmatch(spec .. ',', '([^,]*),') do
@@ -50,7 +54,9 @@ local function parse_retention(spec)
   end
   local completed = {count = parts[1], age = parts[2]}
   local failed = {count = parts[3], age = parts[4]}
-  return {completed = completed, failed = failed, cancelled = failed}
+  known = {completed = completed, failed = failed, cancelled = failed}
+  parsed_retention[spec] = known
+  return known
 end
 
 -- forget a job; one with a pending follow-up keeps its record (as fu:<id>) and dependents until the follow-up is cleared
@@ -64,6 +70,24 @@ local function drop(id)
   end
 end
 
+-- forget many jobs: one DEL per hundred when no follow-up is pending anywhere in the queue (the usual case)
+local function drop_all(ids)
+  if redis.call('ZCARD', FOLLOWUPS) > 0 then
+    for _, id in ipairs(ids) do drop(id) end
+    return
+  end
+  for i = 1, #ids, 100 do
+    local keys = {}
+    for j = i, math.min(i + 99, #ids) do
+      local id = ids[j]
+      keys[#keys + 1] = jk(id)
+      keys[#keys + 1] = deps_key(id)
+      keys[#keys + 1] = dependents_key(id)
+    end
+    redis.call('DEL', unpack(keys))
+  end
+end
+
 -- enforce retention on one finished set: by count (oldest first), then by age; bounded work per call
 local function retain(state, rules, now)
   local rule = rules[state]
@@ -72,8 +96,7 @@ local function retain(state, rules, now)
     local excess = redis.call('ZCARD', set) - rule.count
     if excess > 0 then
       excess = math.min(excess, 1000)
-      local ids = redis.call('ZRANGE', set, 0, excess - 1)
-      for _, id in ipairs(ids) do drop(id) end
+      drop_all(redis.call('ZRANGE', set, 0, excess - 1))
       redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
     end
   end
@@ -100,28 +123,57 @@ local function retain_all(rules, now)
   retain('cancelled', rules, now)
 end
 
--- move a job into a finished state. A job with dependents or a group gets a follow-up; returns false if none,
--- else 2 (it has dependents) or 3 (a group member without dependents: they cannot come later, since link.lua
--- answers an ended parent with its end)
-local function finish_job(id, state, now_s, rules)
-  local key = jk(id)
-  redis.call('HSET', key, 'state', state, 'finished_at', now_s, 'token', '')
-  redis.call('ZADD', fin(state), redis.call('INCR', FSEQ), id)
-  local followed = false
-  if redis.call('EXISTS', dependents_key(id)) == 1 then
-    followed = 2
-  elseif redis.call('HGET', key, 'grp') == '1' then
-    followed = 3
+-- ZADD of many (score, member) pairs, in chunks that stay within Lua's stack
+local function zadd_many(key, items)
+  for i = 1, #items, 1000 do
+    redis.call('ZADD', key, unpack(items, i, math.min(i + 999, #items)))
   end
+end
+
+-- a job leaves active (its lease zset); a batch removes them all at once (see flush_batch)
+local function unactive(id)
+  if batch then batch.unactive[#batch.unactive + 1] = id return end
+  redis.call('ZREM', ACTIVE, id)
+end
+
+-- the follow-up a job that ends leaves, from its hash's fields: 2 if it has dependents (link.lua sets `deps`),
+-- 3 if it is a group member without them (they cannot come later, since link.lua answers an ended parent with
+-- its end), else false
+local function follow_up_of(deps, grp)
+  if deps == '1' then return 2 end
+  if grp == '1' then return 3 end
+  return false
+end
+
+-- a job whose hash already says it ended (state, finished_at, token cleared): file it in its finished set
+-- (in finish order), note its follow-up, apply retention. Returns the follow-up (see follow_up_of).
+local function ended(id, state, now_s, rules, followed)
   if followed then redis.call('ZADD', FOLLOWUPS, now_s, id) end
-  if batch then batch.retain[state] = {rules, tonumber(now_s)} return followed end
+  if batch then
+    local ids = batch.ended[state]
+    if not ids then ids = {} batch.ended[state] = ids end
+    ids[#ids + 1] = id
+    batch.retain[state] = {rules, tonumber(now_s)}
+    return followed
+  end
+  redis.call('ZADD', fin(state), redis.call('INCR', FSEQ), id)
   retain(state, rules, tonumber(now_s))
   return followed
 end
 
--- an active job stops being active: free its concurrency key's place and put the key's next parked job back in line
-local function free_key(id)
-  local ckey = redis.call('HGET', jk(id), 'ckey')
+-- move a job into a finished state. A job with dependents or a group gets a follow-up; returns false if none,
+-- else 2 (it has dependents) or 3 (a group member without dependents)
+local function finish_job(id, state, now_s, rules)
+  local key = jk(id)
+  redis.call('HSET', key, 'state', state, 'finished_at', now_s, 'token', '')
+  local f = redis.call('HMGET', key, 'deps', 'grp')
+  return ended(id, state, now_s, rules, follow_up_of(f[1], f[2]))
+end
+
+-- an active job stops being active: free its concurrency key's place and put the key's next parked job back in
+-- line. ckey: the job's concurrency key as read by the caller (false: none), or nil to read it here
+local function free_key(id, ckey)
+  if ckey == nil then ckey = redis.call('HGET', jk(id), 'ckey') end
   if not ckey then return end
   if redis.call('HINCRBY', CKEYS, ckey, -1) <= 0 then redis.call('HDEL', CKEYS, ckey) end
   local nxt = redis.call('ZPOPMIN', parked_key(ckey))
@@ -132,9 +184,32 @@ local function free_key(id)
   end
 end
 
-local function begin_batch() batch = {signal = 0, retain = {}} end
+local function begin_batch() batch = {signal = 0, retain = {}, unactive = {}, ended = {}} end
+
+-- apply what a batch deferred, without ending it: the ZREM from active of the jobs that left it, and the
+-- finished jobs filed in their sets in the order they ended (one INCRBY of the finish counter per set)
+local function flush_batch()
+  local done = batch
+  if #done.unactive > 0 then
+    for i = 1, #done.unactive, 1000 do
+      redis.call('ZREM', ACTIVE, unpack(done.unactive, i, math.min(i + 999, #done.unactive)))
+    end
+    done.unactive = {}
+  end
+  for state, ids in pairs(done.ended) do
+    local last = redis.call('INCRBY', FSEQ, #ids)
+    local scored = {}
+    for i, id in ipairs(ids) do
+      scored[#scored + 1] = last - #ids + i
+      scored[#scored + 1] = id
+    end
+    zadd_many(fin(state), scored)
+  end
+  done.ended = {}
+end
 
 local function end_batch()
+  flush_batch()
   local done = batch
   batch = nil
   for state, how in pairs(done.retain) do retain(state, how[1], how[2]) end

@@ -19,9 +19,9 @@ local dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
 for _, id in ipairs(dead) do
   redis.call('ZREM', ACTIVE, id)
   local key = jk(id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel', 'ckey')
   if f[1] == 'active' then
-    free_key(id)
+    free_key(id, f[5])
     redis.call('HSET', key, 'error', ARGV[8], 'token', '')
     local ended = false
     if f[4] == '1' then
@@ -78,6 +78,7 @@ if n <= 0 then
 end
 
 local jobs = {}
+local leases = {}  -- deadline, id pairs: one ZADD to active for the whole claim
 local taken = 0
 for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded number of times
   local popped = redis.call('ZPOPMIN', WAITING, n - taken)
@@ -95,7 +96,8 @@ for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded numbe
       taken = taken + 1
       local token = ARGV[4] .. ':' .. taken
       redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token, 'progress', '0')
-      redis.call('ZADD', ACTIVE, ARGV[3], id)
+      leases[#leases + 1] = ARGV[3]
+      leases[#leases + 1] = id
       jobs[#jobs + 1] = id
       jobs[#jobs + 1] = f[2]
       jobs[#jobs + 1] = f[3]
@@ -104,5 +106,6 @@ for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded numbe
   end
   if parked == 0 or taken >= n then break end
 end
+zadd_many(ACTIVE, leases)
 if limit and taken > 0 then redis.call('HINCRBY', RATE, 'count', taken) end
 return reply(jobs, nil)

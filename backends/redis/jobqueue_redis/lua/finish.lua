@@ -1,36 +1,54 @@
 -- Record how an attempt ended, if the caller still holds the job's lease.
 -- ARGV: id, token, now, outcome (completed|delayed|failed|cancelled), envelope json|'', attempt,
---       not_before|'', result json|'', error json|'', retention
+--       not_before|'', result json|'', error json|'', retention, '1' if the queue has a concurrency cap|''
 -- Returns 1 if written, 0 if the lease was lost (nothing written); if written and the job ended with a
 -- follow-up to run: 2 (it has dependents) or 3 (a group member without dependents).
 local id = ARGV[1]
 local key = jk(id)
 local now_s = ARGV[3]
-local f = redis.call('HMGET', key, 'state', 'token', 'cancel')
+-- everything this needs of the hash in one read: its concurrency key and workflow flags too
+local f = redis.call('HMGET', key, 'state', 'token', 'cancel', 'ckey', 'deps', 'grp', 'error')
 if f[1] ~= 'active' or f[2] ~= ARGV[2] then return 0 end
-local rules = parse_retention(ARGV[10])
-redis.call('ZREM', ACTIVE, id)
-free_key(id)
-redis.call('HSET', key, 'token', '')
-local followed = false
-if ARGV[9] ~= '' then redis.call('HSET', key, 'error', ARGV[9]) end
+unactive(id)
+free_key(id, f[4])
 local outcome = ARGV[4]
+local fields = {'token', ''}
+if ARGV[9] ~= '' then
+  fields[#fields + 1] = 'error'
+  fields[#fields + 1] = ARGV[9]
+end
+local followed = false
 if outcome == 'delayed' then
-  if ARGV[5] ~= '' then redis.call('HSET', key, 'env', ARGV[5]) end
-  redis.call('HSET', key, 'attempt', ARGV[6], 'not_before', ARGV[7])
-  if f[3] == '1' then
-    followed = finish_job(id, 'cancelled', now_s, rules)
+  if ARGV[5] ~= '' then
+    fields[#fields + 1] = 'env'
+    fields[#fields + 1] = ARGV[5]
+  end
+  fields[#fields + 1] = 'attempt'
+  fields[#fields + 1] = ARGV[6]
+  fields[#fields + 1] = 'not_before'
+  fields[#fields + 1] = ARGV[7]
+  if f[3] == '1' then  -- cancelled while it ran: it ends instead of waiting for its next attempt
+    outcome = 'cancelled'
   else
+    redis.call('HSET', key, unpack(fields))
     schedule(id, tonumber(now_s))
   end
 elseif outcome == 'completed' then
-  redis.call('HSET', key, 'result', ARGV[8], 'progress', '100')
-  redis.call('HDEL', key, 'error')
-  followed = finish_job(id, 'completed', now_s, rules)
-else
-  followed = finish_job(id, outcome, now_s, rules)
+  fields[#fields + 1] = 'result'
+  fields[#fields + 1] = ARGV[8]
+  fields[#fields + 1] = 'progress'
+  fields[#fields + 1] = '100'
+  if f[7] and ARGV[9] == '' then redis.call('HDEL', key, 'error') end  -- an earlier attempt's error
+end
+if outcome ~= 'delayed' then
+  fields[#fields + 1] = 'state'
+  fields[#fields + 1] = outcome
+  fields[#fields + 1] = 'finished_at'
+  fields[#fields + 1] = now_s
+  redis.call('HSET', key, unpack(fields))
+  followed = ended(id, outcome, now_s, parse_retention(ARGV[10]), follow_up_of(f[5], f[6]))
 end
 -- a slot freed: wake a worker that held back for the queue's concurrency cap
-if redis.call('ZCARD', WAITING) > 0 then signal(1) end
+if ARGV[11] == '1' and redis.call('ZCARD', WAITING) > 0 then signal(1) end
 if followed then return followed end
 return 1

@@ -10,4 +10,5 @@ local f = record_of(id)
 if not f[2] then return {'missing'} end
 if is_finished(f[2]) then return {f[2], f[3] or '', f[4] or ''} end
 redis.call('SADD', dependents_key(id), ARGV[2])
+redis.call('HSET', key, 'deps', '1')  -- finish.lua reads the flag with the fields it reads anyway
 return {}

@@ -6,10 +6,10 @@ local released = 0
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local key = jk(id)
-  local f = redis.call('HMGET', key, 'state', 'token', 'cancel')
+  local f = redis.call('HMGET', key, 'state', 'token', 'cancel', 'ckey')
   if f[1] == 'active' and f[2] == token then
     redis.call('ZREM', ACTIVE, id)
-    free_key(id)
+    free_key(id, f[4])
     redis.call('HSET', key, 'token', '', 'progress', '0')
     if f[3] == '1' then
       finish_job(id, 'cancelled', now_s, rules)

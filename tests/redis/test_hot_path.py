@@ -1,0 +1,83 @@
+"""The worker's hot path on a redis-server of its own: how many Redis commands a batch of outcomes and claims costs,
+and the envelope decoder the claim uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jobqueue_redis import RedisBackend
+from jobqueue_redis.codec import envelope_of
+from pydantic import BaseModel
+
+from jobqueue import JobQueue, JobState
+from jobqueue.envelope import Envelope, decode_envelope
+from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.options import Retention, RetentionRule
+from jobqueue.runner import Outcome
+from tests.redis_servers import RedisServer
+
+
+class Tick(BaseModel):
+    n: int = 0
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A server nothing else talks to, so ``INFO commandstats`` counts this test's commands only."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def _commands(client: Any) -> int:
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
+
+
+def test_a_cycle_costs_two_commands_per_outcome_and_per_claimed_job(own_server: RedisServer) -> None:
+    app = JobQueue(backend=RedisBackend(own_server.url, prefix="hot"))
+    app.queue("q", retention=Retention(completed=RetentionRule(max_count=5)))
+    @app.job(name="tick", queue="q")
+    def tick(payload: Tick) -> None:
+        pass
+
+    try:
+        tick.enqueue_many([{"n": i} for i in range(40)])
+        backend = app.backend
+        assert isinstance(backend, RedisBackend)
+        _, claimed, _ = backend.cycle("q", [], 10, "w:0")
+        assert len(claimed) == 10
+        done = Outcome(JobState.COMPLETED)
+        _, claimed, _ = backend.cycle("q", [(env, token, done) for env, token in claimed], 10, "w:1")  # retention starts
+        client = backend.client
+        client.config_resetstat()
+        kept, again, _ = backend.cycle("q", [(env, token, done) for env, token in claimed], 10, "w:2")
+        used = _commands(client)
+        assert kept == [1] * 10 and len(again) == 10
+        # an HMGET and an HSET per outcome and per claimed job (40), and a fixed number per call: the call itself,
+        # the finished jobs out of active and into their set, retention (ten dropped in one DEL), the claim's checks
+        assert used <= 40 + 20, client.info("commandstats")  # 57 here; 160 before finish.lua read and wrote once
+        assert [status.state for status in (app.get(env.id) for env, _ in again) if status] == [JobState.ACTIVE] * 10
+        assert sum(1 for env, _ in claimed if app.get(env.id) is not None) == 5  # retention kept the last 5
+    finally:
+        app.close()
+
+
+def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
+    raw = Envelope(id="j1", name="tick", queue="q", payload={"n": 3}, max_attempts=4).encode()
+    assert envelope_of("j1", "q", raw, "2") == decode_envelope(raw, attempt=2)
+    assert envelope_of("j1", "q", raw, None) == decode_envelope(raw)
+    assert envelope_of("j2", "r", raw, "1").ref.id == "j2"
+    for bad in ('{"id": "\udcff"}', "nope", "[1]", '{"id": "j1"}'):
+        with pytest.raises(UnsupportedEnvelope) as fast:
+            envelope_of("j1", "q", bad, "1")
+        with pytest.raises(UnsupportedEnvelope) as slow:
+            decode_envelope(bad, attempt=1)
+        assert str(fast.value) == str(slow.value)
+    with pytest.raises(UnsupportedEnvelope):
+        envelope_of("j1", "q", raw, "0")  # Redis's count of attempts is validated too
