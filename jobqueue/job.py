@@ -301,9 +301,9 @@ class JobDefinition(Generic[R]):
     def _envelopes(self, payloads: Iterable[BaseModel | Mapping[str, Any]], options: Mapping[str, Any]) -> list[Envelope]:
         envelopes = []
         for item in payloads:
-            own: dict[str, Any] = dict(options)
-            if isinstance(item, Mapping):
-                own.update({k: v for k, v in item.items() if k.startswith("_")})
+            own: Mapping[str, Any] = options
+            if isinstance(item, Mapping) and any(k.startswith("_") for k in item):
+                own = {**options, **{k: v for k, v in item.items() if k.startswith("_")}}
                 item = {k: v for k, v in item.items() if not k.startswith("_")}
             envelopes.append(self.build_envelope(item, own))
         return envelopes

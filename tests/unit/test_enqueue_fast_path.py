@@ -29,7 +29,7 @@ def test_job_ids_are_version_4_uuids() -> None:
 def test_a_sync_attempt_gets_the_model_validated_at_enqueue_and_a_retry_a_fresh_one() -> None:
     app = JobQueue(backend="sync", settings=Settings())
     app.queue("q", attempts=2)
-    seen: list[BaseModel] = []
+    seen: list[Box] = []
 
     @app.job(queue="q")
     def fill(payload: Box, ctx: JobContext) -> None:

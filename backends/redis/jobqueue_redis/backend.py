@@ -138,24 +138,25 @@ class RedisBackend(Backend):
 
     # -- producing ------------------------------------------------------------------------------
 
-    def _enqueue_args(self, envelope: Envelope, origin: str, now: float) -> list[str]:
-        """``enqueue.lua``'s ARGV; a plain job (no idempotency key, concurrency key, group or parents) stops at the 10th."""
-        args = [
-            envelope.id, envelope.encode(), str(envelope.priority),
-            "" if envelope.not_before is None else repr(envelope.not_before), repr(now),
-            repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), origin,
-            self.retention(envelope.queue),
+    @staticmethod
+    def _job_fields(envelope: Envelope, now: float) -> list[str]:
+        """A job's fields as ``enqueue.lua`` and ``enqueue_many.lua`` both take them."""
+        return [
+            envelope.id, envelope.encode(), str(envelope.priority), "" if envelope.not_before is None else repr(envelope.not_before),
+            repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), envelope.concurrency_key or "",
+            "1" if envelope.group is not None else "",
         ]
-        if envelope.idempotency_key is None and envelope.concurrency_key is None and envelope.group is None and not envelope.depends_on:
+
+    def _enqueue_args(self, envelope: Envelope, origin: str, now: float) -> list[str]:
+        """``enqueue.lua``'s ARGV; a job without an idempotency key or parents stops after its fields."""
+        args = [repr(now), origin, self.retention(envelope.queue), *self._job_fields(envelope, now)]
+        if envelope.idempotency_key is None and not envelope.depends_on:
             return args
         idempotency: list[str] = ["", "", ""]
         if envelope.idempotency_key is not None:
             window = envelope.idempotency_window or self.app.queue_config(envelope.queue).idempotency_window
             idempotency = [envelope.idempotency_key, repr(now + window), str(max(math.ceil(window * 1000), 1))]
-        return [
-            *args, *idempotency, envelope.concurrency_key or "",
-            "1" if envelope.group is not None else "", *(encode_ref(parent) for parent in envelope.depends_on),
-        ]
+        return [*args, *idempotency, *(encode_ref(parent) for parent in envelope.depends_on)]
 
     def _enqueue_calls(self, envelopes: Sequence[Envelope], origin: str, now: float) -> tuple[list[tuple[Script, str, list[str]]], list[list[int]]]:
         """The script calls that store ``envelopes``, and for each call the indexes of the envelopes it answers
@@ -176,19 +177,13 @@ class RedisBackend(Backend):
             else:
                 calls.append((self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now)))
                 answers.append([i])
-        now_s = repr(now)
         for queue, indexes in plain.items():
-            head = [now_s, origin, self.retention(queue)]
+            head = [repr(now), origin, self.retention(queue)]
             for start in range(0, len(indexes), BULK_CHUNK):
                 chunk = indexes[start:start + BULK_CHUNK]
                 args = list(head)
                 for i in chunk:
-                    e = envelopes[i]
-                    args += [
-                        e.id, e.encode(), str(e.priority), "" if e.not_before is None else repr(e.not_before),
-                        repr(e.enqueued_at or now), str(e.attempt), str(e.max_attempts), e.concurrency_key or "",
-                        "1" if e.group is not None else "",
-                    ]
+                    args += self._job_fields(envelopes[i], now)
                 calls.append((self.scripts.enqueue_many, self.keys(queue).base, args))
                 answers.append(chunk)
         return calls, answers
