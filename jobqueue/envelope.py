@@ -54,8 +54,7 @@ class Envelope(BaseModel):
 
     def encode(self) -> str:
         """Compact JSON text of the envelope. Fields that are None are left out: each defaults to None, so
-        every reader (this version's and older ones, which ignore nothing they know) decodes the same envelope
-        from about half the bytes."""
+        readers of this version and older ones decode the same envelope, from about half the bytes."""
         return self.model_dump_json(exclude_none=True)
 
     @property

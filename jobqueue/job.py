@@ -152,6 +152,8 @@ class JobDefinition(Generic[R]):
         The payload is validated and encoded once; the envelope is then built without a second validation
         of what was just checked (pydantic still checks the envelope as a whole, cheaply).
         """
+        if options:
+            _refuse_unknown(options, self.name)
         model = self.validate_payload(payload)
         data = self._checked_payload(model)
         if model is not None and model is not payload:  # a model made here, not the caller's: hand it to an in-process attempt
@@ -170,9 +172,6 @@ class JobDefinition(Generic[R]):
         return envelope
 
     def _envelope_with_options(self, queue: QueueConfig, now: float, options: Mapping[str, Any]) -> Envelope:
-        unknown = set(options) - ENQUEUE_OPTIONS
-        if unknown:
-            raise TypeError(f"unknown enqueue option(s) {', '.join(sorted(unknown))} for job {self.name!r}; known: {', '.join(sorted(ENQUEUE_OPTIONS))}")
         delay = options.get("_delay")
         delay_seconds = 0.0 if delay is None else _delay_seconds(delay)
         attempts = options.get("_attempts", self.attempts or queue.attempts)
@@ -270,9 +269,7 @@ class JobDefinition(Generic[R]):
         from jobqueue.workflows import Signature
 
         data, options = self._split(payload, kwargs)
-        unknown = set(options) - ENQUEUE_OPTIONS
-        if unknown:
-            raise TypeError(f"unknown enqueue option(s) {', '.join(sorted(unknown))} for job {self.name!r}")
+        _refuse_unknown(options, self.name)
         return Signature(self, data, options)
 
     # -- enqueue ----------------------------------------------------------------------
@@ -307,6 +304,12 @@ class JobDefinition(Generic[R]):
                 item = {k: v for k, v in item.items() if not k.startswith("_")}
             envelopes.append(self.build_envelope(item, own))
         return envelopes
+
+
+def _refuse_unknown(options: Mapping[str, Any], job: str) -> None:
+    unknown = set(options) - ENQUEUE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown enqueue option(s) {', '.join(sorted(unknown))} for job {job!r}; known: {', '.join(sorted(ENQUEUE_OPTIONS))}")
 
 
 def _key(value: Any, option: str) -> str | None:
