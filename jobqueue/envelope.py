@@ -53,8 +53,9 @@ class Envelope(BaseModel):
     webhook: str | None = None
 
     def encode(self) -> str:
-        """Compact JSON text of the envelope."""
-        return self.model_dump_json(exclude_defaults=False)
+        """Compact JSON text of the envelope. Fields that are None are left out: each defaults to None, so
+        readers of this version and older ones decode the same envelope, from about half the bytes."""
+        return self.model_dump_json(exclude_none=True)
 
     @property
     def ref(self) -> JobRef:

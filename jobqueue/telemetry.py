@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.envelope import Envelope
 
-_otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate)
+_otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate, context)
 _env_provider = False  # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use
 
 
@@ -30,11 +30,11 @@ def _load() -> Any:
 
         _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
         try:
-            from opentelemetry import propagate, trace
+            from opentelemetry import context, propagate, trace
         except ImportError:
             _otel = False
         else:
-            _otel = (trace, propagate)
+            _otel = (trace, propagate, context)
     return _otel
 
 
@@ -46,7 +46,7 @@ def available() -> bool:
 def inject() -> dict[str, str]:
     """The current trace context as W3C headers (``{"traceparent": ...}``); empty without OpenTelemetry or a span."""
     otel = _load()
-    if not otel:
+    if not otel or not otel[2].get_current():  # no span and no baggage: nothing to carry (skips the propagators' cost)
         return {}
     carrier: dict[str, str] = {}
     otel[1].inject(carrier)
@@ -60,7 +60,7 @@ def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
     if not otel or (getattr(app, "tracer_provider", None) is None and not _has_global_provider(otel[0])):
         yield None  # nothing would record the span: skip its cost (a provider set later is seen at the next job)
         return
-    trace, propagate = otel
+    trace, propagate, _ = otel
     parent = propagate.extract(envelope.trace) if envelope.trace else None
     from jobqueue import __version__
 

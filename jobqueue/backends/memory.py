@@ -38,7 +38,8 @@ class _StoreSink:
         return self.store.finish(envelope, outcome)
 
     def after_finish(self, envelope: Envelope) -> None:
-        if self.on_finish is not None:
+        # the finish just recorded whether the job left a follow-up; most jobs do not, and need no JobRef built
+        if self.on_finish is not None and (envelope.queue, envelope.id) in self.store.followups:
             self.on_finish(envelope.ref)
 
 

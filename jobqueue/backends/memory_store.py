@@ -101,15 +101,18 @@ class MemoryStore:
         with self._lock:
             now = self._now()
             for env in envelopes:
-                self._expire(env.queue, now)
                 key = (env.queue, env.id)
                 first = self._idempotent_match(env, now)
                 if first is not None:
                     receipts.append(EnqueueReceipt(id=first, created=False))
                     continue
                 if key in self._records:
-                    receipts.append(EnqueueReceipt(id=env.id, created=False))
-                    continue
+                    # a finished job past its retention age no longer holds its id (every finish applies
+                    # retention, so this is the only place an add needs it)
+                    self._expire(env.queue, now)
+                    if key in self._records:
+                        receipts.append(EnqueueReceipt(id=env.id, created=False))
+                        continue
                 record = Record(env, JobState.WAITING, next(self._seq), created_at=env.enqueued_at or now)
                 self._records[key] = record
                 if env.depends_on:
@@ -301,8 +304,10 @@ class MemoryStore:
     # -- retention ---------------------------------------------------------------------------
 
     def _apply_retention(self, name: str, queue: _Queue, state: JobState, now: float) -> None:
-        rule = self._config(name).retention_for(state.value)
         finished = queue.finished[state]
+        if not finished:
+            return
+        rule = self._config(name).retention_for(state.value)
         if rule.max_count is not None:
             while len(finished) > rule.max_count:
                 job_id, _ = finished.popitem(last=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jobqueue.redis")
 
 DEFAULT_CONCURRENCY = 10
+#: jobs per enqueue_many.lua call: a bulk enqueue holds the server for one chunk at a time (a few ms)
+BULK_CHUNK = 500
 
 _STATE_SETS = {
     JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
@@ -140,32 +142,82 @@ class RedisBackend(Backend):
 
     # -- producing ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _job_fields(envelope: Envelope, now: float) -> list[str]:
+        """A job's fields as ``enqueue.lua`` and ``enqueue_many.lua`` both take them."""
+        return [
+            envelope.id, envelope.encode(), str(envelope.priority), "" if envelope.not_before is None else repr(envelope.not_before),
+            repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), envelope.concurrency_key or "",
+            "1" if envelope.group is not None else "",
+        ]
+
     def _enqueue_args(self, envelope: Envelope, origin: str, now: float) -> list[str]:
+        """``enqueue.lua``'s ARGV; a job without an idempotency key or parents stops after its fields."""
+        args = [repr(now), origin, self.retention(envelope.queue), *self._job_fields(envelope, now)]
+        if envelope.idempotency_key is None and not envelope.depends_on:
+            return args
         idempotency: list[str] = ["", "", ""]
         if envelope.idempotency_key is not None:
             window = envelope.idempotency_window or self.app.queue_config(envelope.queue).idempotency_window
             idempotency = [envelope.idempotency_key, repr(now + window), str(max(math.ceil(window * 1000), 1))]
-        return [
-            envelope.id, envelope.encode(), str(envelope.priority),
-            "" if envelope.not_before is None else repr(envelope.not_before), repr(now),
-            repr(envelope.enqueued_at or now), str(envelope.attempt), str(envelope.max_attempts), origin,
-            self.retention(envelope.queue), *idempotency, envelope.concurrency_key or "",
-            "1" if envelope.group is not None else "", *(encode_ref(parent) for parent in envelope.depends_on),
-        ]
+        return [*args, *idempotency, *(encode_ref(parent) for parent in envelope.depends_on)]
 
-    def _receipts(self, envelopes: Sequence[Envelope], results: Sequence[Any]) -> list[EnqueueReceipt]:
-        for result in results:
+    def _enqueue_calls(self, envelopes: Sequence[Envelope], origin: str, now: float) -> tuple[list[tuple[Script, str, list[str]]], list[list[int]]]:
+        """The script calls that store ``envelopes``, and for each call the indexes of the envelopes it answers
+        for (a bulk call: one or more, answered by a list; an ``enqueue.lua`` call: one, answered alone).
+
+        One job: one ``enqueue.lua`` call. Many: the plain jobs of each queue go ``BULK_CHUNK`` at a time to
+        ``enqueue_many.lua``; a job with an idempotency key or parents gets its own ``enqueue.lua`` call.
+        """
+        if len(envelopes) == 1:
+            envelope = envelopes[0]
+            return [(self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now))], [[0]]
+        calls: list[tuple[Script, str, list[str]]] = []
+        answers: list[list[int]] = []
+        plain: dict[str, list[int]] = {}
+        for i, envelope in enumerate(envelopes):
+            if envelope.idempotency_key is None and not envelope.depends_on:
+                plain.setdefault(envelope.queue, []).append(i)
+            else:
+                calls.append((self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now)))
+                answers.append([i])
+        for queue, indexes in plain.items():
+            head = [repr(now), origin, self.retention(queue)]
+            for start in range(0, len(indexes), BULK_CHUNK):
+                chunk = indexes[start:start + BULK_CHUNK]
+                args = list(head)
+                for i in chunk:
+                    args += self._job_fields(envelopes[i], now)
+                calls.append((self.scripts.enqueue_many, self.keys(queue).base, args))
+                answers.append(chunk)
+        return calls, answers
+
+    def _receipts(
+        self, envelopes: Sequence[Envelope], calls: Sequence[tuple[Script, str, list[str]]], answers: Sequence[list[int]], results: Sequence[Any],
+    ) -> list[EnqueueReceipt]:
+        """One receipt per envelope, in order, from the answers of the calls that stored them."""
+        if len(calls) == 1 and len(envelopes) == 1:  # one job, one enqueue.lua answer
+            result = results[0]
             if isinstance(result, Exception):
                 raise result
-        return [
-            EnqueueReceipt(id=r[1], created=False) if isinstance(r, list) else EnqueueReceipt(id=e.id, created=bool(int(r)))
-            for e, r in zip(envelopes, results)
-        ]
+            if isinstance(result, list):
+                return [EnqueueReceipt(id=result[1], created=False)]
+            return [EnqueueReceipt(id=envelopes[0].id, created=bool(int(result)))]
+        receipts: list[EnqueueReceipt | None] = [None] * len(envelopes)
+        for (script, _, _), indexes, result in zip(calls, answers, results):
+            if isinstance(result, Exception):
+                raise result
+            for i, r in zip(indexes, result if script is self.scripts.enqueue_many else [result]):
+                receipts[i] = (
+                    EnqueueReceipt(id=r[1], created=False) if isinstance(r, list) else EnqueueReceipt(id=envelopes[i].id, created=bool(int(r)))
+                )
+        return [r for r in receipts if r is not None]
 
     def enqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
-        """One round trip for one job; a pipeline for many. Safe to resend: ids dedup, the origin token tells ours."""
-        origin, now = uuid.uuid4().hex, self._now()
-        calls = [(self.scripts.enqueue, self.keys(e.queue).base, self._enqueue_args(e, origin, now)) for e in envelopes]
+        """One round trip: one script call for one job; for many, bulk calls in one pipeline. Safe to resend:
+        ids dedup, the origin token tells ours."""
+        origin, now = os.urandom(8).hex(), self._now()
+        calls, answers = self._enqueue_calls(envelopes, origin, now)
         outage = Outage()
 
         def send() -> list[Any]:
@@ -180,12 +232,12 @@ class RedisBackend(Backend):
             self._refuse_inline(envelopes, exc, outage)
             self._degraded_until = time.monotonic() + self.settings.degraded_for
             return self.fallback.run(envelopes, exc)
-        return self._receipts(envelopes, results)
+        return self._receipts(envelopes, calls, answers, results)
 
     async def aenqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
         """:meth:`enqueue` on the asyncio client of the running loop."""
-        origin, now = uuid.uuid4().hex, self._now()
-        calls = [(self.scripts.enqueue, self.keys(e.queue).base, self._enqueue_args(e, origin, now)) for e in envelopes]
+        origin, now = os.urandom(8).hex(), self._now()
+        calls, answers = self._enqueue_calls(envelopes, origin, now)
         outage = Outage()
         client = self.aclient()
 
@@ -201,7 +253,7 @@ class RedisBackend(Backend):
             self._refuse_inline(envelopes, exc, outage)
             self._degraded_until = time.monotonic() + self.settings.degraded_for
             return await self.fallback.arun(envelopes, exc)
-        return self._receipts(envelopes, results)
+        return self._receipts(envelopes, calls, answers, results)
 
     def _refuse_inline(self, envelopes: Sequence[Envelope], exc: BrokerUnavailable, outage: Outage) -> None:
         """Raise unless every job may run inline instead (``JOBQUEUE_FALLBACK=sync`` and nothing sent)."""

@@ -11,7 +11,7 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 NAMES = (
-    "enqueue", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
+    "enqueue", "enqueue_many", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
     "link", "resolve", "parents", "followups", "group",
 )
 
@@ -103,6 +103,7 @@ class Scripts:
     """All scripts, each with the shared prelude prepended."""
 
     enqueue: Script
+    enqueue_many: Script
     claim: Script
     finish: Script
     progress: Script

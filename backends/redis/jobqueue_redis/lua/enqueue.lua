@@ -1,42 +1,53 @@
 -- Store one job unless its id exists in the queue. One call per job.
--- ARGV: id, envelope json, priority, not_before|'', now, created_at, attempt, max_attempts, origin, retention,
---       idempotency key|'', the key's end (now + window), window in ms, concurrency key|'', group member '1'|'',
---       then the parents (encoded refs) of a job that depends on others
+-- ARGV: now, origin, retention, then the job's fields as enqueue_many.lua takes them (id, envelope json, priority,
+--       not_before|'', created_at, attempt, max_attempts, concurrency key|'', group member '1'|''), then
+--       idempotency key|'', the key's end (now + window), window in ms, then the parents (encoded refs) of a
+--       job that depends on others. A job with no idempotency key and no parents stops after its fields.
 -- Returns 1 if this call (or an earlier call with the same origin token) created the job, else 0;
 -- {0, first id} when the idempotency key is held by another job within its window.
-local id = ARGV[1]
+-- A plain job costs five calls: EXISTS, INCR, one HSET with its whole record and state, ZADD, LPUSH.
+for i = #ARGV + 1, 15 do ARGV[i] = '' end  -- the optional fields a plain job leaves out
+local now = tonumber(ARGV[1])
+local id = ARGV[4]
 local key = jk(id)
-local now = tonumber(ARGV[5])
-local rules = parse_retention(ARGV[10])
-if ARGV[11] ~= '' then
+if ARGV[13] ~= '' then
   -- the key answers with its first job until its end (app clock); PX only collects it afterwards
-  local ikey = base .. 'idem:' .. ARGV[11]
+  local ikey = base .. 'idem:' .. ARGV[13]
   local held = redis.call('GET', ikey)
   local sep = held and string.find(held, '|', 1, true)
   if sep and tonumber(string.sub(held, 1, sep - 1)) > now then
     local first = string.sub(held, sep + 1)
     if first ~= id then return {0, first} end
   else
-    redis.call('SET', ikey, ARGV[12] .. '|' .. id, 'PX', ARGV[13])
+    redis.call('SET', ikey, ARGV[14] .. '|' .. id, 'PX', ARGV[15])
   end
 end
-if redis.call('EXISTS', key) == 1 and not expired(key, id, rules, now) then
-  if redis.call('HGET', key, 'origin') == ARGV[9] then return 1 end
+if redis.call('EXISTS', key) == 1 and not expired(key, id, parse_retention(ARGV[3]), now) then
+  if redis.call('HGET', key, 'origin') == ARGV[2] then return 1 end
   return 0
 end
 local seq = redis.call('INCR', SEQ)
-redis.call('HSET', key, 'env', ARGV[2], 'priority', ARGV[3], 'not_before', ARGV[4], 'seq', seq,
-  'created_at', ARGV[6], 'attempt', ARGV[7], 'max_attempts', ARGV[8], 'origin', ARGV[9],
-  'progress', '0', 'cancel', '0', 'token', '')
-if ARGV[14] ~= '' then redis.call('HSET', key, 'ckey', ARGV[14]) end
-if ARGV[15] ~= '' then redis.call('HSET', key, 'grp', '1') end
-if #ARGV > 15 then
-  -- waits for its parents: delivered by resolve.lua once every one completed
-  redis.call('HSET', key, 'state', 'waiting-children')
-  redis.call('ZADD', WCHILD, ARGV[5], id)
+local waits = #ARGV > 15  -- for its parents: delivered by resolve.lua once every one completed
+local nb = tonumber(ARGV[7])
+local delayed = not waits and nb and nb > now
+local state = (waits and 'waiting-children') or (delayed and 'delayed') or 'waiting'
+local record = {'env', ARGV[5], 'priority', ARGV[6], 'not_before', ARGV[7], 'seq', seq,
+  'created_at', ARGV[8], 'attempt', ARGV[9], 'max_attempts', ARGV[10], 'origin', ARGV[2],
+  'progress', '0', 'cancel', '0', 'token', '', 'state', state}
+if ARGV[11] ~= '' then record[#record + 1] = 'ckey' record[#record + 1] = ARGV[11] end
+if ARGV[12] ~= '' then record[#record + 1] = 'grp' record[#record + 1] = '1' end
+redis.call('HSET', key, unpack(record))
+if waits then
+  redis.call('ZADD', WCHILD, ARGV[1], id)
   redis.call('SADD', deps_key(id), unpack(ARGV, 16))
   return 1
 end
-schedule(id, now)
-if redis.call('HGET', key, 'state') == 'delayed' then signal(1) end
+if delayed then
+  redis.call('ZADD', DELAYED, ARGV[7], id)
+else
+  redis.call('ZADD', WAITING, wscore(ARGV[6], seq), id)
+end
+-- a wake-up either way: a worker sleeping until its next delayed job must see an earlier one.
+-- The list is trimmed only when it is full (LPUSH answers its length), to half, so trims are rare.
+if redis.call('LPUSH', SIGNAL, '1') > SIGNAL_MAX then redis.call('LTRIM', SIGNAL, 0, SIGNAL_MAX / 2 - 1) end
 return 1
