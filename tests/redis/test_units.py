@@ -285,6 +285,57 @@ def test_fallback_raise_raises_within_the_bound() -> None:
     assert app.health().status == "unhealthy"
 
 
+def test_once_redis_is_found_unreachable_the_next_enqueues_try_once_until_one_gets_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A circuit breaker: during an outage only the first enqueue waits out ``retry_for``; Redis back, the next one resets it."""
+    import redis.connection
+
+    from tests.redis_servers import RedisServer
+
+    attempts: list[int] = []
+    connect = redis.connection.AbstractConnection.connect
+
+    def counted(self: redis.connection.AbstractConnection) -> None:
+        attempts.append(1)
+        connect(self)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", counted)
+    server = RedisServer()
+    settings = Settings.from_env({"REDIS_URL": server.url, "JOBQUEUE_REDIS_RETRY_FOR": "0.5"}, backend="redis", fallback="sync")
+    app = JobQueue(settings=settings)
+    ran: list[str] = []
+    job = app.job(name="note")(lambda payload: ran.append("ran"))
+
+    job.enqueue()  # Redis not started yet: retried for the bound, then run inline
+    first = len(attempts)
+    assert first > 1 and ran == ["ran"]
+    for count in range(2, 5):
+        attempts.clear()
+        job.enqueue()
+        assert len(attempts) == 1, "an enqueue during a known outage tries once"
+        assert ran == ["ran"] * count
+    server.start()
+    try:
+        handle = job.enqueue()  # one try again, and it gets through: stored in Redis, not run here
+        assert ran == ["ran"] * 4 and handle.status().state is JobState.WAITING
+        server.stop()
+        attempts.clear()
+        job.enqueue()  # the success reset the breaker: the whole bound again, then inline
+        assert len(attempts) > 1 and ran == ["ran"] * 5
+    finally:
+        server.cleanup()
+
+    strict = _unreachable_app("raise")
+    refused = strict.job(name="strict")(lambda payload: None)
+    with pytest.raises(BrokerUnavailable, match="within 0.3s"):
+        refused.enqueue()
+    attempts.clear()
+    with pytest.raises(BrokerUnavailable, match="tried once"):
+        refused.enqueue()
+    assert len(attempts) == 1
+    with pytest.raises(BrokerUnavailable, match="tried once"):
+        asyncio.run(refused.aenqueue())  # the asyncio client follows the same breaker
+
+
 def test_async_fallback_runs_inline_on_the_callers_loop() -> None:
     app = _unreachable_app("sync")
 

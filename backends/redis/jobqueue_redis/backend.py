@@ -66,6 +66,8 @@ class RedisBackend(Backend):
         self._aclient_factory = async_client_factory
         self._aclient: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._degraded_until = 0.0
+        #: the last enqueue found Redis unreachable: the next one tries once instead of for ``retry_for`` seconds
+        self._unreachable = False
 
     def bind(self, app: JobQueue) -> None:
         super().bind(app)
@@ -227,11 +229,13 @@ class RedisBackend(Backend):
             return run_pipeline(self.client, self.scripts, calls)
 
         try:
-            results = bounded(self.settings, "enqueue", send, outage)
+            results = bounded(self.settings, "enqueue", send, outage, patient=not self._unreachable)
         except BrokerUnavailable as exc:
+            self._unreachable = True
             self._refuse_inline(envelopes, exc, outage)
             self._degraded_until = time.monotonic() + self.settings.degraded_for
             return self.fallback.run(envelopes, exc)
+        self._unreachable = False
         return self._receipts(envelopes, calls, answers, results)
 
     async def aenqueue(self, envelopes: Sequence[Envelope]) -> list[EnqueueReceipt]:
@@ -248,11 +252,13 @@ class RedisBackend(Backend):
             return await arun_pipeline(client, self.scripts, calls)
 
         try:
-            results = await abounded(self.settings, "enqueue", send, outage)
+            results = await abounded(self.settings, "enqueue", send, outage, patient=not self._unreachable)
         except BrokerUnavailable as exc:
+            self._unreachable = True
             self._refuse_inline(envelopes, exc, outage)
             self._degraded_until = time.monotonic() + self.settings.degraded_for
             return await self.fallback.arun(envelopes, exc)
+        self._unreachable = False
         return self._receipts(envelopes, calls, answers, results)
 
     def _refuse_inline(self, envelopes: Sequence[Envelope], exc: BrokerUnavailable, outage: Outage) -> None:

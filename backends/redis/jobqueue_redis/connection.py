@@ -103,10 +103,19 @@ def unavailable(settings: RedisSettings, what: str, exc: BaseException) -> Broke
     return BrokerUnavailable(f"Redis at {settings.redacted_url} did not answer ({what}) within {settings.retry_for:g}s: {exc}")
 
 
-def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: Outage | None = None) -> T:
+def unavailable_again(settings: RedisSettings, what: str, exc: BaseException) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"Redis at {settings.redacted_url} did not answer ({what}); it was unreachable at the call before too, so this "
+        f"call was tried once, without {settings.retry_for:g}s of retries: {exc}"
+    )
+
+
+def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: Outage | None = None, *, patient: bool = True) -> T:
     """Run ``call``, retrying transient failures for at most ``settings.retry_for`` seconds.
 
-    Only for calls that are safe to repeat. Raises :class:`BrokerUnavailable` when the bound is spent.
+    Only for calls that are safe to repeat. Raises :class:`BrokerUnavailable` when the bound is spent, or after
+    the first failure when not ``patient`` (Redis was already found unreachable: waiting the whole bound on
+    every call of an outage would stall each web request that enqueues).
     """
     seen = outage or Outage()
     started = time.monotonic()
@@ -114,6 +123,8 @@ def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: O
         return call()
     except TRANSIENT as exc:
         seen.note(exc)
+        if not patient:
+            raise unavailable_again(settings, what, exc) from exc
     try:
         for attempt in Retrying(**_retrying(settings, time.monotonic() - started)):
             with attempt:
@@ -127,9 +138,17 @@ def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: O
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def abounded(settings: RedisSettings, what: str, call: Callable[[], Awaitable[T]], outage: Outage | None = None) -> T:
+async def abounded(
+    settings: RedisSettings, what: str, call: Callable[[], Awaitable[T]], outage: Outage | None = None, *, patient: bool = True,
+) -> T:
     """:func:`bounded` for coroutines."""
     seen = outage or Outage()
+    if not patient:
+        try:
+            return await call()
+        except TRANSIENT as exc:
+            seen.note(exc)
+            raise unavailable_again(settings, what, exc) from exc
     try:
         async for attempt in AsyncRetrying(**_retrying(settings)):
             with attempt:
