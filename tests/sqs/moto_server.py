@@ -12,7 +12,11 @@ from contextlib import closing
 from pathlib import Path
 
 #: moto's server with DynamoDB's writes made atomic (see the module)
-LAUNCHER = Path(__file__).with_name("moto_launch.py")
+LAUNCHER = "tests.sqs.moto_launch"
+#: the same, with moto's SQS costing per request what SQS does instead of a pass over the queue (the size case only)
+SIZED_LAUNCHER = "tests.sqs.moto_launch_sized"
+#: the repository, from which the launchers are run as modules
+ROOT = Path(__file__).resolve().parents[2]
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -30,14 +34,14 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """moto's server (``moto_launch.py``) in a child process; :attr:`endpoint` once it answers."""
+    """moto's server (``launcher``, a module) in a child process; :attr:`endpoint` once it answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, launcher: str = LAUNCHER) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **DUMMY_ENV}
         self.process = subprocess.Popen(
-            [sys.executable, str(LAUNCHER), "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", launcher, "-H", "127.0.0.1", "-p", str(self.port)], cwd=ROOT,
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
