@@ -1,13 +1,17 @@
 """The SQS backend in the conformance suite: a moto server, a fresh table and queue prefix per app.
 
 With ``JOBQUEUE_TEST_SQS_SIZE_CASES=1`` (``make test-group-size``) each test gets a moto server of its own whose
-SQS costs per request what SQS does (``tests/sqs/moto_launch_sized.py``), and the size cases run.
+SQS costs per request what SQS does (``tests/sqs/moto_launch_sized.py``), and the size cases run; the requests the
+test made, by operation, and the time and CPU it took are written to ``test-artifacts/sqs-size-case.json``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +19,12 @@ import pytest
 from jobqueue import JobQueue
 from tests.conformance.harness import Harness, RealClockHarness
 from tests.sqs.moto_server import DUMMY_ENV, SIZED_LAUNCHER, MotoServer
+from tests.sqs.request_counter import RequestCounter
 
 #: set to 1 to run the size cases on the SQS backend, against a moto server without its per-message scans
 SIZE_CASES_VARIABLE = "JOBQUEUE_TEST_SQS_SIZE_CASES"
+#: what a sized harness measured (relative to the directory pytest runs in)
+SIZE_REPORT = Path("test-artifacts/sqs-size-case.json")
 
 
 class SQSHarness(RealClockHarness):
@@ -59,9 +66,32 @@ class SizedSQSHarness(SQSHarness):
         super().__init__(server.endpoint)
         self.server = server
         self.runs_size_cases = True
+        self.requests = RequestCounter()
+        self._started = (time.monotonic(), time.process_time())
+
+    def make_app(self) -> JobQueue:
+        app = super().make_app()
+        backend: Any = app.backend
+        self.requests.watch(backend.clients.sqs, backend.clients.dynamodb)
+        return app
+
+    def report(self) -> dict[str, Any]:
+        """Wall and CPU seconds since the harness started (this process's, and the server's where /proc says), requests."""
+        requests = self.requests.summary()
+        stat = Path(f"/proc/{self.server.process.pid}/stat")
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        server_cpu = sum(int(f) for f in stat.read_text().rsplit(")", 1)[1].split()[11:13]) / ticks if stat.exists() else None
+        return {"wall_seconds": round(time.monotonic() - self._started[0], 1),
+                "client_cpu_seconds": round(time.process_time() - self._started[1], 1),
+                "server_cpu_seconds": server_cpu, "requests_total": sum(int(r["count"]) for r in requests.values()),
+                "requests": requests}
 
     def close(self) -> None:
-        self.server.stop()
+        try:
+            SIZE_REPORT.parent.mkdir(parents=True, exist_ok=True)
+            SIZE_REPORT.write_text(json.dumps(self.report(), indent=1) + "\n")
+        finally:
+            self.server.stop()
 
 
 def _factory(request: pytest.FixtureRequest) -> Harness:
