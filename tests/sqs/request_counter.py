@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -31,6 +33,14 @@ class RequestCounter:
         with self._lock:
             self.counts[name] += 1
             self.seconds[name] += took
+
+    @contextmanager
+    def step(self) -> Iterator[Counter[str]]:
+        """The requests made inside the ``with`` block, filled in when it ends."""
+        before = Counter(self.counts)
+        seen: Counter[str] = Counter()
+        yield seen
+        seen.update(self.counts - before)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """``{operation: {"count": n, "seconds": s}}``, the most requested first."""
