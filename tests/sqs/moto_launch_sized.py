@@ -61,7 +61,9 @@ class VisibleMessages:
     """``Queue.messages`` as a sequence that tests each message's visibility as it is iterated."""
 
     def __init__(self, queue: Queue) -> None:
-        self._messages = queue._messages  # delete_message rebinds the list and never edits it: an iteration sees one list
+        # deletes rebind the queue's list (see delete_message), so an iteration never sees an item vanish; a message sent
+        # meanwhile is appended and may be seen, as it may on SQS
+        self._messages = queue._messages
 
     def __iter__(self) -> Iterator[Message]:
         return (message for message in self._messages if message.visible and not message.delayed)
