@@ -78,12 +78,9 @@ class SizedSQSHarness(SQSHarness):
     def report(self) -> dict[str, Any]:
         """Wall and CPU seconds since the harness started (this process's, and the server's where /proc says), requests."""
         requests = self.requests.summary()
-        stat = Path(f"/proc/{self.server.process.pid}/stat")
-        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        server_cpu = sum(int(f) for f in stat.read_text().rsplit(")", 1)[1].split()[11:13]) / ticks if stat.exists() else None
         return {"wall_seconds": round(time.monotonic() - self._started[0], 1),
                 "client_cpu_seconds": round(time.process_time() - self._started[1], 1),
-                "server_cpu_seconds": server_cpu, "requests_total": sum(int(r["count"]) for r in requests.values()),
+                "server_cpu_seconds": self.server.cpu_seconds(), "requests_total": sum(int(r["count"]) for r in requests.values()),
                 "requests": requests}
 
     def close(self) -> None:

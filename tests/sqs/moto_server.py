@@ -55,6 +55,14 @@ class MotoServer:
                     raise RuntimeError(f"moto server did not start on {self.endpoint}") from None
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float | None:
+        """The server's user + system CPU seconds so far (from Linux's /proc; None where there is none)."""
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        if not stat.exists():
+            return None
+        fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name: state is field 3, utime 14, stime 15
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset(self) -> None:
         request = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
