@@ -262,7 +262,7 @@ def test_a_crash_between_storing_and_linking_a_child_is_recovered(harness: Harne
 @requires(Capability.GROUPS)
 def test_group_of_ten_thousand_members(harness: Harness, wf: WorkflowJobs) -> None:
     if not harness.runs_size_cases:
-        pytest.skip(f"{harness.name} is a stand-in; the size case runs on the real backends")
+        pytest.skip(f"{harness.name} is a stand-in; the size case runs on the real backends (sqs: make test-group-size)")
     size = 10_000
     group = wf.app.group([wf.count.s(value=i) for i in range(size)]).then(wf.summary.s(tag="big")).enqueue()
     for _ in range(50):
@@ -277,8 +277,9 @@ def test_group_of_ten_thousand_members(harness: Harness, wf: WorkflowJobs) -> No
 
 @requires(Capability.GROUPS)
 def test_group_of_a_hundred_and_fifty_members_on_the_stand_ins(harness: Harness, wf: WorkflowJobs) -> None:
-    """Where the 10,000-member case is too slow to run (fakeredis, moto), a group that still spans several
-    pages of the tally (SQS counts members in chunks of 100) and a failed member."""
+    """Where the 10,000-member case is too slow to run (fakeredis; moto as it is: ``make test-group-size`` runs it
+    on a moto server without its per-message scans), a group that still spans several pages of the tally (SQS
+    counts members in chunks of 100) and a failed member."""
     if harness.runs_size_cases:
         pytest.skip(f"{harness.name} runs the 10,000-member case")
     size = 150

@@ -1,4 +1,4 @@
-"""``python tests/sqs/moto_launch.py -H host -p port``: moto's server, with DynamoDB's writes made atomic.
+"""``python -m tests.sqs.moto_launch -H host -p port`` (from the repository): moto's server, with DynamoDB's writes made atomic.
 
 moto's TransactWriteItems copies the table first and, when the transaction is cancelled, puts that copy
 back: whatever other requests wrote meanwhile is lost (DynamoDB never does that). The server answers

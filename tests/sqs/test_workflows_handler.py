@@ -4,8 +4,6 @@ follow-ups after a crash, released children that were never sent, and the AWS re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from jobqueue import JobQueue, JobState
 from jobqueue_sqs.store import job_key
 from tests.sqs import jobs_app
 from tests.sqs.events import Context, failures, receive_event
+from tests.sqs.request_counter import RequestCounter
 
 QUEUE = jobs_app.QUEUE
 
@@ -166,26 +165,6 @@ def test_a_followup_that_keeps_failing_goes_to_the_back(sqs_app: JobQueue, monke
 # -- what each step costs ------------------------------------------------------------------------------
 
 
-class Requests:
-    """AWS requests made by an app's clients, by service and operation, counted by botocore event hooks."""
-
-    def __init__(self, app: JobQueue) -> None:
-        self.counts: Counter[str] = Counter()
-        clients = app.backend.clients  # type: ignore[attr-defined]
-        for client in (clients.sqs, clients.dynamodb):
-            client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.counts[f"{model.service_model.service_name}.{model.name}"] += 1
-
-    @contextmanager
-    def step(self) -> Iterator[Counter[str]]:
-        before = Counter(self.counts)
-        seen: Counter[str] = Counter()
-        yield seen
-        seen.update(self.counts - before)
-
-
 def writes(counts: Counter[str]) -> int:
     return sum(n for op, n in counts.items() if op.split(".")[1] in {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 
@@ -193,7 +172,8 @@ def writes(counts: Counter[str]) -> int:
 def test_requests_per_workflow_step(sqs_app: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
     """Counted, and bounded so a change that adds requests to a step shows up here (see the README's table)."""
     ok = sqs_app.registry["ok"]
-    requests = Requests(sqs_app)
+    requests = RequestCounter()
+    requests.watch(sqs_app.backend.clients.sqs, sqs_app.backend.clients.dynamodb)  # type: ignore[attr-defined]
     table: dict[str, Counter[str]] = {}
     parent = ok.enqueue(value="warm")  # queue URLs and attributes looked up once
     handle(sqs_app, receive_event(sqs_app, QUEUE, 1))
