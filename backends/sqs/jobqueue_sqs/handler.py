@@ -20,11 +20,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from jobqueue.envelope import Envelope, decode_envelope
 from jobqueue.errors import UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
@@ -36,11 +31,11 @@ from jobqueue_sqs.store import JobRow
 from jobqueue_sqs.transport import ATTR_STORED
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
     from jobqueue.app import JobQueue
     from jobqueue_sqs.backend import SQSBackend
-
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
 
 #: a backoff is set by visibility only while it stays this far inside SQS's 12-hour limit
 VISIBILITY_MARGIN = 600
@@ -103,7 +98,13 @@ class SQSWorker:
         self.backend = backend
         self.app: JobQueue = backend.app
         self.runner = JobRunner(backend.app)
-        self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        # Powertools is imported here, when the first event builds the worker, not with this module
+        from aws_lambda_powertools import Logger, Metrics
+
+        environ = backend.app.settings.environ
+        self.log = Logger(service=environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
+        self.metrics = Metrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
+        self._processor: BatchProcessor | None = None  # the SQS batch utilities: imported by the first SQS batch
         self._stop = False
         #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
         self._running_seen: dict[str, float] = {}
@@ -112,37 +113,51 @@ class SQSWorker:
         """Process one SQS event; returns ``{"batchItemFailures": [...]}``. A maintenance event runs :meth:`maintain`."""
         if "Records" not in event and event == MAINTENANCE_EVENT:
             return self.maintain(context)
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+        if self._processor is None:
+            self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._stop = False
         try:
             return dict(process_partial_response(event=event, record_handler=lambda record: self.record(record, context),
-                                                 processor=self.processor, context=context))
+                                                 processor=self._processor, context=context))
         finally:
-            if metrics.metric_set:
-                metrics.flush_metrics()
+            if self.metrics.metric_set:
+                self.metrics.flush_metrics()
 
     def maintain(self, context: Any = None) -> dict[str, Any]:
         """The maintenance schedule's invocation: finish workflow steps a crash left half done, in every queue."""
         recovered = 0
         for queue in sorted(self.app.queues):
             if _remaining_ms(context) < self.backend.settings.reserve_ms:
-                logger.warning("maintenance stopped before queue %s: time is running low", queue)
+                self.log.warning("maintenance stopped before queue %s: time is running low", queue)
                 break
             try:
                 recovered += self.backend.recover([queue])
             except Exception:
-                logger.exception("recovering the workflow steps of queue %s failed", queue)
+                self.log.exception("recovering the workflow steps of queue %s failed", queue)
         if recovered:
-            logger.info("maintenance finished %d workflow step(s) a crash had left", recovered)
+            self.log.info("maintenance finished %d workflow step(s) a crash had left", recovered)
         return {"recovered": recovered}
+
+    def _count(self, name: str) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    def _duration(self, milliseconds: float) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        self.metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=milliseconds)
 
     # -- one record --------------------------------------------------------------------------------
 
     def record(self, record: SQSRecord, context: Any) -> str:
-        with logger.append_context_keys(message_id=record.message_id):
+        with self.log.append_context_keys(message_id=record.message_id):
             remaining = _remaining_ms(context)
             if self._stop or remaining < self.backend.settings.reserve_ms:
                 self._stop = True
-                logger.warning("time is running low (%.0f ms left): record not started", remaining)
+                self.log.warning("time is running low (%.0f ms left): record not started", remaining)
                 self._release(record)
                 raise NotStarted(f"not started: {remaining:.0f} ms left in the invocation")
             try:
@@ -152,10 +167,10 @@ class SQSWorker:
             needed = self._needed_ms(envelope)
             if remaining < needed:
                 self._stop = True
-                logger.warning("%.0f ms left, job %s may need %.0f ms: record not started", remaining, envelope.id, needed)
+                self.log.warning("%.0f ms left, job %s may need %.0f ms: record not started", remaining, envelope.id, needed)
                 self._release(record)
                 raise NotStarted(f"not started: {remaining:.0f} ms left, the job may need {needed:.0f} ms")
-            with logger.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
+            with self.log.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
                 return self._job(record, envelope, remaining)
 
     def _needed_ms(self, envelope: Envelope) -> float:
@@ -170,7 +185,7 @@ class SQSWorker:
             self.backend.clients.sqs.change_message_visibility(
                 QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds)
         except Exception:
-            logger.exception("could not release the record; it returns after the visibility timeout")
+            self.log.exception("could not release the record; it returns after the visibility timeout")
 
     def _source_url(self, record: SQSRecord) -> str:
         """The URL of the queue a record came from (its logical queue's, when the app declares it)."""
@@ -183,12 +198,12 @@ class SQSWorker:
 
     def _poison(self, record: SQSRecord, reason: str) -> str:
         """A body that is no job envelope: to the DLQ at once, never retried."""
-        logger.error("poison message: %s", reason)
+        self.log.error("poison message: %s", reason)
         dlq_url = self.backend.transport.redrive_target(self._source_url(record))
         if dlq_url is None:
             raise NotDone(f"poison message, and its queue has no DLQ to put it in: {reason}")
         self.backend.transport.copy_to_dlq_url(dlq_url, record.body or "", None, reason)
-        metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+        self._count("failed")
         return "dead-lettered"
 
     def _job(self, record: SQSRecord, envelope: Envelope, remaining_ms: float) -> str:
@@ -197,7 +212,7 @@ class SQSWorker:
         row = store.load(envelope.queue, envelope.id, now)
         if row is None:
             if ATTR_STORED in (record.message_attributes or {}):
-                logger.info("the job's row is gone (cleaned, or past retention): message dropped")
+                self.log.info("the job's row is gone (cleaned, or past retention): message dropped")
                 return "dropped"
             row = store.create_on_first_sight(envelope, now) or store.load(envelope.queue, envelope.id, now)
             if row is None:
@@ -219,8 +234,8 @@ class SQSWorker:
         state = row.state
         if state in (JobState.COMPLETED, JobState.CANCELLED):
             if self.backend.follow_up(row):
-                logger.info("job already %s: its pending follow-up was run again", state.value)
-            logger.info("job already %s: duplicate delivery skipped", state.value)
+                self.log.info("job already %s: its pending follow-up was run again", state.value)
+            self.log.info("job already %s: duplicate delivery skipped", state.value)
             return "skipped"
         if state is JobState.FAILED:
             if not row.in_dlq:
@@ -228,7 +243,7 @@ class SQSWorker:
             self.backend.follow_up(row)
             return "dead-lettered"
         if state is JobState.WAITING_CHILDREN:
-            logger.warning("job waits for its parents: message dropped (the release of its last parent sends it)")
+            self.log.warning("job waits for its parents: message dropped (the release of its last parent sends it)")
             return "skipped"
         if state is JobState.ACTIVE:
             if row.lease_until > now:
@@ -242,12 +257,12 @@ class SQSWorker:
                     return None
                 self._dead_letter(ended, record.body, error)
                 self.backend.follow_up(ended)
-                metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+                self._count("failed")
                 return "dead-lettered"
         elif row.not_before is not None and row.not_before > now:
             wait = math.ceil(row.not_before - now)
             self.backend.transport.resend(envelope.queue, record.body, min(wait, MAX_DELAY_SECONDS), envelope.id)
-            logger.info("not due for %ss: sent again with a delay (a hop)", wait)
+            self.log.info("not due for %ss: sent again with a delay (a hop)", wait)
             return "hopped"
         if self._is_paused(envelope.queue):
             raise NotStarted(f"queue {envelope.queue!r} is paused")
@@ -271,20 +286,20 @@ class SQSWorker:
         sink = _Sink(self)
         started = time.perf_counter()
         outcome = self.runner.execute(attempt, sink)
-        metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+        self._duration((time.perf_counter() - started) * 1000)
         if not sink.kept or sink.row is None:
             raise NotDone(f"the outcome of attempt {attempt.attempt} was not written (the job changed meanwhile)")
         written = sink.row.state
         if written is JobState.COMPLETED:
-            metrics.add_metric(name="completed", unit=MetricUnit.Count, value=1)
-            logger.info("job completed on attempt %d", attempt.attempt)
+            self._count("completed")
+            self.log.info("job completed on attempt %d", attempt.attempt)
             return "completed"
         if written is JobState.CANCELLED:
-            logger.info("job cancelled")
+            self.log.info("job cancelled")
             return "cancelled"
         if written is JobState.FAILED:
-            metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
-            logger.warning("job failed on attempt %d: %s", attempt.attempt, outcome.error)
+            self._count("failed")
+            self.log.warning("job failed on attempt %d: %s", attempt.attempt, outcome.error)
             self._dead_letter(sink.row, record.body, outcome.error)
             return "dead-lettered"
         return self._back_off(record, envelope, outcome)
@@ -292,7 +307,7 @@ class SQSWorker:
     def _back_off(self, record: SQSRecord, envelope: Envelope, outcome: Outcome) -> str:
         """Attempts left: the message comes back after the backoff (visibility), or hops if the backoff is too long for it."""
         wait = max(0, math.ceil((outcome.retry_at or 0) - self.app.clock.now()))
-        logger.info("attempt failed (%s); next attempt in %ss", outcome.error, wait)
+        self.log.info("attempt failed (%s); next attempt in %ss", outcome.error, wait)
         if wait <= MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN:
             self.backend.transport.change_visibility(envelope.queue, record.receipt_handle, wait)
             raise RetryLater(f"attempt failed; retry in {wait}s")
