@@ -11,6 +11,16 @@ ended it (``app.workflows.after_end``; errors are logged and the record is still
 record of a job that already ended runs a follow-up still pending before it is acknowledged: that is how
 a crash between the end and its follow-up is finished on Lambda. An event that is not an SQS batch but
 ``{"jobqueue": "maintenance"}`` (the function's maintenance schedule) runs ``recover`` instead.
+
+The queue a record came from (its ``eventSourceARN``, set by SQS) is authoritative: an envelope naming a
+queue that is not sent to that SQS queue is refused like a poison body (to the source queue's DLQ, with
+the reason, never retried), and the job it names is not touched. Logical queues sharing one SQS queue
+(``queue_urls`` pointing at one URL) are compared by that SQS queue, so they keep working; AWS's DLQ
+redrive returns messages to their source queue, so redriven jobs pass. Only a redrive to another queue
+(or a copy by hand) is refused.
+
+Imports are kept to what handling an SQS record needs: Powertools is loaded when the first event builds
+the worker (its batch utilities with the first SQS batch), the app and boto3 with the first event.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from jobqueue.envelope import Envelope, decode_envelope
-from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.errors import ConfigurationError, UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
@@ -164,6 +174,9 @@ class SQSWorker:
                 envelope = decode_envelope(record.body)
             except UnsupportedEnvelope as exc:
                 return self._poison(record, str(exc))
+            misaddressed = self._misaddressed(record, envelope)
+            if misaddressed is not None:
+                return self._poison(record, misaddressed)
             needed = self._needed_ms(envelope)
             if remaining < needed:
                 self._stop = True
@@ -186,6 +199,29 @@ class SQSWorker:
                 QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds)
         except Exception:
             self.log.exception("could not release the record; it returns after the visibility timeout")
+
+    def _misaddressed(self, record: SQSRecord, envelope: Envelope) -> str | None:
+        """Why ``envelope`` may not run from this record: it names a queue other than the one the record came from.
+
+        The record's source (``eventSourceARN``, set by SQS) is authoritative, not the envelope (written by
+        whoever could send to the queue). Several logical queues may share one SQS queue (``queue_urls``
+        pointing at one URL), so the envelope's queue is compared by the SQS queue it maps to. None: it may run.
+        """
+        source = record.event_source_arn.rsplit(":", 1)[-1]
+        try:
+            expected = self._sqs_name(envelope.queue)
+        except ConfigurationError as exc:
+            return f"the envelope names queue {envelope.queue!r}, which maps to no SQS queue ({exc}); it arrived on {source!r}"
+        if expected == source:
+            return None
+        return (f"the envelope names queue {envelope.queue!r} (SQS queue {expected!r}) but arrived on SQS queue {source!r}: "
+                "refused, a job runs only from its own queue")
+
+    def _sqs_name(self, queue: str) -> str:
+        """The SQS queue name logical queue ``queue`` is sent to: its configured URL's last segment, else its derived name."""
+        settings = self.backend.settings
+        configured = settings.configured_url(queue)
+        return configured.rstrip("/").rsplit("/", 1)[-1] if configured else settings.queue_name(queue)
 
     def _source_url(self, record: SQSRecord) -> str:
         """The URL of the queue a record came from (its logical queue's, when the app declares it)."""
