@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -18,12 +18,15 @@ from jobqueue.handle import JobHandle
 from jobqueue.hooks import Hook, HookName, Hooks
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, Duration, QueueConfig, RateLimit, Retention, parse_duration
-from jobqueue.schedules.model import MissedPolicy, Schedule
-from jobqueue.schedules.registry import Schedules
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
 from jobqueue.workflows import Group, Signature, Workflows
+
+if TYPE_CHECKING:
+    # schedules (cron, time zones, the ticker) load when an app first uses them, not with every app
+    from jobqueue.schedules.model import MissedPolicy, Schedule
+    from jobqueue.schedules.registry import Schedules
 
 F = TypeVar("F", bound=Callable[..., Any])
 WorkerHook = Callable[[], Any]
@@ -57,8 +60,7 @@ class JobQueue:
         self.queues: dict[str, QueueConfig] = {}
         #: ``"start"`` / ``"stop"``: callables a long-running worker calls (see :meth:`on_worker_start`)
         self.worker_hooks: dict[str, list[WorkerHook]] = {"start": [], "stop": []}
-        #: code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)
-        self.schedules = Schedules(self)
+        self._schedules: Schedules | None = None
         self._backend_spec: str | Backend = backend if backend is not None else self.settings.backend
         self._backend_options = backend_options
         self._backend: Backend | None = None
@@ -71,6 +73,19 @@ class JobQueue:
         self.webhooks = Webhooks(self)
         #: dependencies and groups (see :meth:`group` and the ``_depends_on`` option)
         self.workflows = Workflows(self)
+
+    @property
+    def schedules(self) -> Schedules:
+        """Code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)."""
+        schedules = self._schedules
+        if schedules is None:
+            from jobqueue.schedules.registry import Schedules
+
+            with self._lock:  # one registry even if two threads ask first at once (its constructor takes no lock)
+                if self._schedules is None:
+                    self._schedules = Schedules(self)
+                schedules = self._schedules
+        return schedules
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:

@@ -19,8 +19,9 @@ the reason, never retried), and the job it names is not touched. Logical queues 
 redrive returns messages to their source queue, so redriven jobs pass. Only a redrive to another queue
 (or a copy by hand) is refused.
 
-Imports are kept to what handling an SQS record needs: Powertools is loaded when the first event builds
-the worker (its batch utilities with the first SQS batch), the app and boto3 with the first event.
+Imports are kept to what handling an SQS record needs: Powertools' Logger and Metrics are loaded when the
+first event builds the worker, the app and boto3 with the first event; the partial batch response is
+jobqueue_sqs.batch (Powertools' batch utilities load a hundred modules this handler never uses).
 """
 
 from __future__ import annotations
@@ -35,15 +36,13 @@ from jobqueue.errors import ConfigurationError, UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
+from jobqueue_sqs.batch import SQSRecord, process_partial_response
 from jobqueue_sqs.resources import MAINTENANCE_EVENT
 from jobqueue_sqs.settings import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 from jobqueue_sqs.store import JobRow
 from jobqueue_sqs.transport import ATTR_STORED
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
     from jobqueue.app import JobQueue
     from jobqueue_sqs.backend import SQSBackend
 
@@ -114,7 +113,6 @@ class SQSWorker:
         environ = backend.app.settings.environ
         self.log = Logger(service=environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
         self.metrics = Metrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
-        self._processor: BatchProcessor | None = None  # the SQS batch utilities: imported by the first SQS batch
         self._stop = False
         #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
         self._running_seen: dict[str, float] = {}
@@ -123,14 +121,9 @@ class SQSWorker:
         """Process one SQS event; returns ``{"batchItemFailures": [...]}``. A maintenance event runs :meth:`maintain`."""
         if "Records" not in event and event == MAINTENANCE_EVENT:
             return self.maintain(context)
-        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-        if self._processor is None:
-            self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._stop = False
         try:
-            return dict(process_partial_response(event=event, record_handler=lambda record: self.record(record, context),
-                                                 processor=self._processor, context=context))
+            return dict(process_partial_response(event, lambda record: self.record(record, context), self._record_failed))
         finally:
             if self.metrics.metric_set:
                 self.metrics.flush_metrics()
@@ -149,6 +142,11 @@ class SQSWorker:
         if recovered:
             self.log.info("maintenance finished %d workflow step(s) a crash had left", recovered)
         return {"recovered": recovered}
+
+    def _record_failed(self, record: SQSRecord, exc: Exception) -> None:
+        """A record reported failed: a NotDone says why itself (its reason was logged); anything else is logged here."""
+        if not isinstance(exc, NotDone):
+            self.log.exception("record %s failed: %s: %s", record.raw.get("messageId"), type(exc).__name__, exc)
 
     def _count(self, name: str) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
