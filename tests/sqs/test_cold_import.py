@@ -27,10 +27,11 @@ NEVER_ON_AN_EVENT = (
     "jobqueue_redis", "jobqueue_sqs.sam", "jobqueue_sqs.poller", "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.data_classes", "aws_lambda_powertools.utilities.parser",
 )
-#: loaded by the first event (the app, boto3 and its clients, Powertools' Logger and Metrics), not by the import
-FIRST_EVENT = ("jobqueue.app", "jobqueue.webhooks", "boto3", "botocore.session", "botocore.client", "aws_lambda_powertools")
+#: loaded by the first event (the app, boto3 and its clients), not by the import
+FIRST_EVENT = ("jobqueue.app", "jobqueue.webhooks", "boto3", "botocore.session", "botocore.client")
 #: what handling a record needs: the import keeps it (deferring it would only move its cost to the first event)
-NEEDED = ("pydantic", "jobqueue.envelope", "jobqueue.runner", "jobqueue_sqs.store", "jobqueue_sqs.transport", "jobqueue_sqs.batch")
+NEEDED = ("pydantic", "jobqueue.envelope", "jobqueue.runner", "jobqueue_sqs.store", "jobqueue_sqs.transport", "jobqueue_sqs.batch",
+          "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics")
 
 
 def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:

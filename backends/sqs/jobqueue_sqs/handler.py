@@ -19,9 +19,10 @@ the reason, never retried), and the job it names is not touched. Logical queues 
 redrive returns messages to their source queue, so redriven jobs pass. Only a redrive to another queue
 (or a copy by hand) is refused.
 
-Imports are kept to what handling an SQS record needs: Powertools' Logger and Metrics are loaded when the
-first event builds the worker, the app and boto3 with the first event; the partial batch response is
-jobqueue_sqs.batch (Powertools' batch utilities load a hundred modules this handler never uses).
+Imports are kept to what handling an SQS record needs (the job core, Powertools' Logger and Metrics, built
+with the worker so that nothing reads the environment at import); the app (``JOBQUEUE_APP``), boto3 and its
+clients load with the first event; the partial batch response is jobqueue_sqs.batch (Powertools' batch
+utilities load a hundred modules this handler never uses).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from jobqueue.envelope import Envelope, decode_envelope
 from jobqueue.errors import ConfigurationError, UnsupportedEnvelope
@@ -107,10 +111,7 @@ class SQSWorker:
         self.backend = backend
         self.app: JobQueue = backend.app
         self.runner = JobRunner(backend.app)
-        # Powertools is imported here, when the first event builds the worker, not with this module
-        from aws_lambda_powertools import Logger, Metrics
-
-        environ = backend.app.settings.environ
+        environ = backend.app.settings.environ  # the app's one reading of the environment, not this module's import
         self.log = Logger(service=environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
         self.metrics = Metrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
         self._stop = False
@@ -149,13 +150,9 @@ class SQSWorker:
             self.log.exception("record %s failed: %s: %s", record.raw.get("messageId"), type(exc).__name__, exc)
 
     def _count(self, name: str) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit
-
         self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
     def _duration(self, milliseconds: float) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit
-
         self.metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=milliseconds)
 
     # -- one record --------------------------------------------------------------------------------
