@@ -7,7 +7,8 @@ every backend, because every backend runs attempts through the same runner.
 
 Without ``opentelemetry-api`` both are no-ops, and so they are until something in the process imported it
 (a tracer provider, an instrumentation) or ``OTEL_PYTHON_TRACER_PROVIDER`` is set: before that there is no
-trace context to carry and nothing to record a span, so the API is not imported for nothing. The tracer comes from ``app.tracer_provider`` when the
+trace context to carry and nothing to record a span, so the API is not imported for nothing (a cold Lambda
+would pay for it). The tracer comes from ``app.tracer_provider`` when the
 app sets one, else from the global provider.
 """
 

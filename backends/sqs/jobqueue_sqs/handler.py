@@ -228,7 +228,7 @@ class SQSWorker:
         return str(self.backend.clients.sqs.get_queue_url(QueueName=name)["QueueUrl"])
 
     def _poison(self, record: SQSRecord, reason: str) -> str:
-        """A body that is no job envelope: to the DLQ at once, never retried."""
+        """A body that is no job envelope, or one for another queue: to the DLQ at once, never retried."""
         self.log.error("poison message: %s", reason)
         dlq_url = self.backend.transport.redrive_target(self._source_url(record))
         if dlq_url is None:
