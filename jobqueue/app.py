@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
@@ -21,14 +21,16 @@ from jobqueue.options import Backoff, Duration, QueueConfig, RateLimit, Retentio
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
-from jobqueue.workflows import Group, Signature, Workflows
 
 if TYPE_CHECKING:
-    # schedules (cron, time zones, the ticker) load when an app first uses them, not with every app
+    # schedules (cron, time zones, the ticker) and workflows (dependencies, groups) load when an app first
+    # uses them, not with every app
     from jobqueue.schedules.model import MissedPolicy, Schedule
     from jobqueue.schedules.registry import Schedules
+    from jobqueue.workflows import Group, Signature, Workflows
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 WorkerHook = Callable[[], Any]
 
 
@@ -71,21 +73,32 @@ class JobQueue:
 
         #: job events POSTed to URLs (queue ``webhook=``, job ``_webhook=``, ``JOBQUEUE_WEBHOOK_URL``)
         self.webhooks = Webhooks(self)
-        #: dependencies and groups (see :meth:`group` and the ``_depends_on`` option)
-        self.workflows = Workflows(self)
+        self._workflows: Workflows | None = None
 
     @property
     def schedules(self) -> Schedules:
         """Code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)."""
-        schedules = self._schedules
-        if schedules is None:
+        if self._schedules is None:
             from jobqueue.schedules.registry import Schedules
 
-            with self._lock:  # one registry even if two threads ask first at once (its constructor takes no lock)
-                if self._schedules is None:
-                    self._schedules = Schedules(self)
-                schedules = self._schedules
-        return schedules
+            return self._build_once("_schedules", Schedules)
+        return self._schedules
+
+    @property
+    def workflows(self) -> Workflows:
+        """Dependencies and groups (see :meth:`group` and the ``_depends_on`` option)."""
+        if self._workflows is None:
+            from jobqueue.workflows import Workflows
+
+            return self._build_once("_workflows", Workflows)
+        return self._workflows
+
+    def _build_once(self, attribute: str, build: Callable[[JobQueue], T]) -> T:
+        """The part kept in ``attribute``, built by ``build(self)`` if it is not yet: once, even if two threads ask at once."""
+        with self._lock:  # the builders take no lock themselves
+            if getattr(self, attribute) is None:
+                setattr(self, attribute, build(self))
+            return cast(T, getattr(self, attribute))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:
@@ -345,6 +358,8 @@ class JobQueue:
         The callback runs once, after the last member ended (completed, failed or cancelled), and reads
         the members' results and failures with ``ctx.group_results()``.
         """
+        from jobqueue.workflows import Group
+
         return Group(self, members)
 
     def job_named(self, name: str) -> JobDefinition[Any]:

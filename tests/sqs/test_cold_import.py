@@ -20,10 +20,10 @@ from tests.sqs.events import receive_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: never needed to handle an SQS record (schedules, the admin app, webhooks' HTTP client, bulk-send retries,
-#: tracing nobody set up, the SAM tooling, other backends), nor Powertools' batch utilities (jobqueue_sqs.batch)
+#: never needed to handle an SQS record of a plain job (schedules, workflows' coordinator and groups, the admin app,
+#: bulk-send retries, tracing nobody set up, the SAM tooling, other backends), nor Powertools' batch utilities
 NEVER_ON_AN_EVENT = (
-    "jobqueue.schedules", "jobqueue.admin", "jobqueue.cli", "tenacity", "opentelemetry", "yaml", "starlette", "redis",
+    "jobqueue.schedules", "jobqueue.workflows.coordinator", "jobqueue.workflows.group", "jobqueue.admin", "jobqueue.cli", "tenacity", "opentelemetry", "yaml", "starlette", "redis",
     "jobqueue_redis", "jobqueue_sqs.sam", "jobqueue_sqs.poller", "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.data_classes", "aws_lambda_powertools.utilities.parser",
 )
