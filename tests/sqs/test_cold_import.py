@@ -21,17 +21,16 @@ from tests.sqs.events import receive_event
 ROOT = Path(__file__).resolve().parents[2]
 
 #: never needed to handle an SQS record of a plain job (schedules, workflows' coordinator and groups, the admin app,
-#: bulk-send retries, tracing nobody set up, the SAM tooling, other backends), nor Powertools' batch utilities
+#: bulk-send retries, tracing nobody set up, the SAM tooling, other backends)
 NEVER_ON_AN_EVENT = (
-    "jobqueue.schedules", "jobqueue.workflows.coordinator", "jobqueue.workflows.group", "jobqueue.admin", "jobqueue.cli", "tenacity", "opentelemetry", "yaml", "starlette", "redis",
-    "jobqueue_redis", "jobqueue_sqs.sam", "jobqueue_sqs.poller", "aws_lambda_powertools.utilities.batch",
-    "aws_lambda_powertools.utilities.data_classes", "aws_lambda_powertools.utilities.parser",
+    "jobqueue.schedules", "jobqueue.workflows.coordinator", "jobqueue.workflows.group", "jobqueue.admin", "jobqueue.cli", "tenacity",
+    "opentelemetry", "yaml", "starlette", "redis", "jobqueue_redis", "jobqueue_sqs.sam", "jobqueue_sqs.poller",
 )
 #: loaded by the first event (the app, boto3 and its clients), not by the import
 FIRST_EVENT = ("jobqueue.app", "jobqueue.webhooks", "boto3", "botocore.session", "botocore.client")
 #: what handling a record needs: the import keeps it (deferring it would only move its cost to the first event)
-NEEDED = ("pydantic", "jobqueue.envelope", "jobqueue.runner", "jobqueue_sqs.store", "jobqueue_sqs.transport", "jobqueue_sqs.batch",
-          "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics")
+NEEDED = ("pydantic", "jobqueue.envelope", "jobqueue.runner", "jobqueue_sqs.store", "jobqueue_sqs.transport",
+          "aws_lambda_powertools.logging", "aws_lambda_powertools.metrics", "aws_lambda_powertools.utilities.batch")
 
 
 def loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:

@@ -21,8 +21,9 @@ redrive returns messages to their source queue, so redriven jobs pass. Only a re
 
 Imports are kept to what handling an SQS record needs (the job core, Powertools' Logger and Metrics, built
 with the worker so that nothing reads the environment at import); the app (``JOBQUEUE_APP``), boto3 and its
-clients load with the first event; the partial batch response is jobqueue_sqs.batch (Powertools' batch
-utilities load a hundred modules this handler never uses).
+clients load with the first event. The partial batch response is Powertools' ``BatchProcessor``, imported
+with the module: every invocation uses it (its import, with the parser models Powertools loads alongside, is
+the largest part of the cold import left; see bench/ANALYSIS.md).
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from jobqueue.envelope import Envelope, decode_envelope
 from jobqueue.errors import ConfigurationError, UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
-from jobqueue_sqs.batch import SQSRecord, process_partial_response
 from jobqueue_sqs.resources import MAINTENANCE_EVENT
 from jobqueue_sqs.settings import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 from jobqueue_sqs.store import JobRow
@@ -104,6 +108,19 @@ def _remaining_ms(context: Any) -> float:
     return float(getter()) if getter is not None else float("inf")
 
 
+class _Processor(BatchProcessor):
+    """Powertools' SQS batch processor (partial responses, never the whole batch failed), telling the worker of each failure."""
+
+    def __init__(self, on_failure: Callable[[SQSRecord, Exception], None]) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._on_failure = on_failure
+
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        if isinstance(exception[1], Exception):
+            self._on_failure(record, exception[1])
+        return super().failure_handler(record, exception)
+
+
 class SQSWorker:
     """Handles SQS event batches for one app bound to an :class:`SQSBackend`."""
 
@@ -114,6 +131,7 @@ class SQSWorker:
         environ = backend.app.settings.environ  # the app's one reading of the environment, not this module's import
         self.log = Logger(service=environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
         self.metrics = Metrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
+        self.processor = _Processor(self._record_failed)
         self._stop = False
         #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
         self._running_seen: dict[str, float] = {}
@@ -124,7 +142,9 @@ class SQSWorker:
             return self.maintain(context)
         self._stop = False
         try:
-            return dict(process_partial_response(event, lambda record: self.record(record, context), self._record_failed))
+            response: PartialItemFailureResponse = process_partial_response(
+                event=event, record_handler=lambda record: self.record(record, context), processor=self.processor, context=context)
+            return dict(response)
         finally:
             if self.metrics.metric_set:
                 self.metrics.flush_metrics()
@@ -147,7 +167,7 @@ class SQSWorker:
     def _record_failed(self, record: SQSRecord, exc: Exception) -> None:
         """A record reported failed: a NotDone says why itself (its reason was logged); anything else is logged here."""
         if not isinstance(exc, NotDone):
-            self.log.exception("record %s failed: %s: %s", record.raw.get("messageId"), type(exc).__name__, exc)
+            self.log.error("record %s failed: %s: %s", record.message_id, type(exc).__name__, exc, exc_info=exc)
 
     def _count(self, name: str) -> None:
         self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
