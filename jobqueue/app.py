@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
@@ -18,14 +18,19 @@ from jobqueue.handle import JobHandle
 from jobqueue.hooks import Hook, HookName, Hooks
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, Duration, QueueConfig, RateLimit, Retention, parse_duration
-from jobqueue.schedules.model import MissedPolicy, Schedule
-from jobqueue.schedules.registry import Schedules
 from jobqueue.settings import Settings
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, Health, JobPage, JobStatus, QueueStats, Throughput
-from jobqueue.workflows import Group, Signature, Workflows
+
+if TYPE_CHECKING:
+    # schedules (cron, time zones, the ticker) and workflows (dependencies, groups) load when an app first
+    # uses them, not with every app
+    from jobqueue.schedules.model import MissedPolicy, Schedule
+    from jobqueue.schedules.registry import Schedules
+    from jobqueue.workflows import Group, Signature, Workflows
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 WorkerHook = Callable[[], Any]
 
 
@@ -57,8 +62,7 @@ class JobQueue:
         self.queues: dict[str, QueueConfig] = {}
         #: ``"start"`` / ``"stop"``: callables a long-running worker calls (see :meth:`on_worker_start`)
         self.worker_hooks: dict[str, list[WorkerHook]] = {"start": [], "stop": []}
-        #: code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)
-        self.schedules = Schedules(self)
+        self._schedules: Schedules | None = None
         self._backend_spec: str | Backend = backend if backend is not None else self.settings.backend
         self._backend_options = backend_options
         self._backend: Backend | None = None
@@ -69,8 +73,32 @@ class JobQueue:
 
         #: job events POSTed to URLs (queue ``webhook=``, job ``_webhook=``, ``JOBQUEUE_WEBHOOK_URL``)
         self.webhooks = Webhooks(self)
-        #: dependencies and groups (see :meth:`group` and the ``_depends_on`` option)
-        self.workflows = Workflows(self)
+        self._workflows: Workflows | None = None
+
+    @property
+    def schedules(self) -> Schedules:
+        """Code-defined schedules, and the dynamic ones through the backend's store (``add``/``remove``/``list``)."""
+        if self._schedules is None:
+            from jobqueue.schedules.registry import Schedules
+
+            return self._build_once("_schedules", Schedules)
+        return self._schedules
+
+    @property
+    def workflows(self) -> Workflows:
+        """Dependencies and groups (see :meth:`group` and the ``_depends_on`` option)."""
+        if self._workflows is None:
+            from jobqueue.workflows import Workflows
+
+            return self._build_once("_workflows", Workflows)
+        return self._workflows
+
+    def _build_once(self, attribute: str, build: Callable[[JobQueue], T]) -> T:
+        """The part kept in ``attribute``, built by ``build(self)`` if it is not yet: once, even if two threads ask at once."""
+        with self._lock:  # the builders take no lock themselves
+            if getattr(self, attribute) is None:
+                setattr(self, attribute, build(self))
+            return cast(T, getattr(self, attribute))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None, **overrides: Any) -> JobQueue:
@@ -334,6 +362,8 @@ class JobQueue:
         The callback runs once, after the last member ended (completed, failed or cancelled), and reads
         the members' results and failures with ``ctx.group_results()``.
         """
+        from jobqueue.workflows import Group
+
         return Group(self, members)
 
     def job_named(self, name: str) -> JobDefinition[Any]:

@@ -187,6 +187,8 @@ class JobDefinition(Generic[R]):
         webhook = options.get("_webhook")
         if webhook is not None and (not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))):
             raise ConfigurationError(f"_webhook must be an http:// or https:// URL, not {webhook!r}")
+        if webhook is not None:
+            self.app.webhooks.check_url(webhook)  # JOBQUEUE_WEBHOOK_ALLOW: refused here, early, as well as where it is sent
         window = options.get("_idempotency_window")
         return Envelope(
             id=job_id,

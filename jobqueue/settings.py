@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jobqueue.errors import ConfigurationError
+from jobqueue.webhook_allow import check_entry, split_entries
 
 ENV_PREFIX = "JOBQUEUE_"
 
@@ -37,6 +38,9 @@ class Settings(BaseModel):
     webhook_secret: str | None = Field(default=None, repr=False)
     #: also send an event for each failed attempt that will be retried
     webhook_attempt_failed: bool = False
+    #: where jobs' own ``_webhook=`` URLs may point: URL prefixes or host names, ``*`` for any (see
+    #: jobqueue.webhook_allow); the app's own URLs (``webhook_url``, a queue's ``webhook=``) need no entry
+    webhook_allow: tuple[str, ...] = ()
     #: the bearer token of the admin API and dashboard
     admin_token: str | None = Field(default=None, repr=False)
     environ: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
@@ -48,6 +52,14 @@ class Settings(BaseModel):
         if not value:
             raise ValueError("must name a backend (sync, memory, redis, sqs, or module:Class)")
         return value
+
+    @field_validator("webhook_allow", mode="before")
+    @classmethod
+    def _webhook_allow(cls, value: Any) -> Any:
+        entries = split_entries(value) if isinstance(value, str) else value
+        if isinstance(entries, (list, tuple)):
+            return tuple(check_entry(e) if isinstance(e, str) else e for e in entries)
+        return entries
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

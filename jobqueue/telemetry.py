@@ -5,12 +5,16 @@ baggage) into ``envelope.trace``; when an attempt runs, :func:`job_span` opens a
 whose parent is that context. So one trace spans the web request, the enqueue and the job's run, on
 every backend, because every backend runs attempts through the same runner.
 
-Without ``opentelemetry-api`` both are no-ops. The tracer comes from ``app.tracer_provider`` when the
+Without ``opentelemetry-api`` both are no-ops, and so they are until something in the process imported it
+(a tracer provider, an instrumentation) or ``OTEL_PYTHON_TRACER_PROVIDER`` is set: before that there is no
+trace context to carry and nothing to record a span, so the API is not imported for nothing (a cold Lambda
+would pay for it). The tracer comes from ``app.tracer_provider`` when the
 app sets one, else from the global provider.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,15 +24,21 @@ if TYPE_CHECKING:
     from jobqueue.envelope import Envelope
 
 _otel: Any = None  # None: not looked for yet; False: not installed; else (trace, propagate, context)
-_env_provider = False  # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use
+_env_provider: bool | None = None  # OTEL_PYTHON_TRACER_PROVIDER names a provider the API loads on first use
 
 
-def _load() -> Any:
+def _load(*, force: bool = False) -> Any:
     global _otel, _env_provider
     if _otel is None:
-        import os
+        if _env_provider is None:
+            import os
 
-        _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+            _env_provider = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+        if not force and "opentelemetry" not in sys.modules and not _env_provider:
+            # Nothing in this process set tracing up (a provider, an instrumentation, a span all import the
+            # API first): there is no context to carry and no provider to record a span. Skip the API's import
+            # (a cold Lambda would pay it for nothing) and look again next time.
+            return False
         try:
             from opentelemetry import context, propagate, trace
         except ImportError:
@@ -40,7 +50,7 @@ def _load() -> Any:
 
 def available() -> bool:
     """Whether ``opentelemetry-api`` is importable."""
-    return bool(_load())
+    return bool(_load(force=True))
 
 
 def inject() -> dict[str, str]:
@@ -111,7 +121,7 @@ def record_metrics(app: JobQueue, meter_provider: Any = None) -> bool:
     (the worker, the Lambda, or the caller on ``sync``) and exported by whatever reader the provider has
     (OTLP, Prometheus...). ``meter_provider`` defaults to the global one. False without OpenTelemetry.
     """
-    if not _load():
+    if not _load(force=True):
         return False
     from opentelemetry import metrics
 

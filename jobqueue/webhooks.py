@@ -25,18 +25,18 @@ import logging
 import queue as queue_module
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from jobqueue.context import JobContext
+from jobqueue.errors import ConfigurationError
 from jobqueue.hooks import JobEvent
 from jobqueue.job import JobDefinition
 from jobqueue.options import Backoff, Retention
+from jobqueue.webhook_allow import AllowList
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -110,19 +110,31 @@ def verify_request(headers: Mapping[str, str], body: bytes, secret: str, *, tole
 # -- sending ------------------------------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+_opener: Any = None  # urllib's opener that follows no redirect, built by the first POST
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _no_redirect_opener() -> Any:
+    global _opener
+    if _opener is None:
+        import urllib.request  # with http.client and ssl: only a process that sends webhooks pays for them
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        _opener = urllib.request.build_opener(NoRedirect)
+    return _opener
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
     """POST ``body``; the status code, or :class:`DeliveryFailed` / :class:`DeliveryRejected`."""
+    import urllib.error
+    import urllib.request
+
+    opener = _no_redirect_opener()
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code in (408, 425, 429):
@@ -144,6 +156,8 @@ class Webhooks:
         self.url: str | None = app.settings.webhook_url
         self.secret: str | None = app.settings.webhook_secret
         self.attempt_failed: bool = app.settings.webhook_attempt_failed
+        #: where jobs' own URLs may point besides the app's URLs (``JOBQUEUE_WEBHOOK_ALLOW``)
+        self.allow = AllowList(app.settings.webhook_allow)
         self._pending: queue_module.Queue[Delivery] = queue_module.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -175,12 +189,22 @@ class Webhooks:
             self.enabled = True
             self.app.queue(WEBHOOK_QUEUE, retention=Retention(completed=(1000, "1d"), failed=(10000, "7d")))
 
-    def configure(self, *, url: str | None = None, secret: str | None = None, attempt_failed: bool | None = None) -> None:
-        """Set the default URL, the signing secret, and whether failed attempts send events, in code."""
+    def configure(
+        self, *, url: str | None = None, secret: str | None = None, attempt_failed: bool | None = None,
+        allow: Iterable[str] | None = None,
+    ) -> None:
+        """Set the default URL, the signing secret, whether failed attempts send events, and the allow list, in code.
+
+        ``allow`` replaces ``JOBQUEUE_WEBHOOK_ALLOW``: URL prefixes or host names jobs' own ``_webhook=`` URLs
+        may point to (``*`` for any); see :mod:`jobqueue.webhook_allow`.
+        """
+        if allow is not None:
+            try:
+                self.allow = AllowList([allow] if isinstance(allow, str) else allow)
+            except ValueError as exc:
+                raise ConfigurationError(f"webhook allow list: {exc}") from None
         if url is not None:
             if not url.startswith(("http://", "https://")):
-                from jobqueue.errors import ConfigurationError
-
                 raise ConfigurationError(f"webhook url must be http:// or https://, not {url!r}")
             self.url = url
             self.enable()
@@ -195,6 +219,17 @@ class Webhooks:
             return job_url
         config = self.app.queues.get(queue)
         return (config.webhook if config is not None else None) or self.url
+
+    def is_allowed(self, url: str) -> bool:
+        """Whether events may be POSTed to ``url``: one of the app's own URLs, or matched by the allow list."""
+        if url == self.url or any(config.webhook == url for config in self.app.queues.values()):
+            return True
+        return self.allow.permits(url)
+
+    def check_url(self, url: str) -> None:
+        """:class:`ConfigurationError` unless :meth:`is_allowed` (enqueue's early check of ``_webhook=``)."""
+        if not self.is_allowed(url):
+            raise ConfigurationError(_refusal(url))
 
     # -- from hooks to delivery jobs ---------------------------------------------------------------------
 
@@ -222,6 +257,9 @@ class Webhooks:
             return
         url = self.url_for(env.queue, env.webhook)
         if not url:
+            return
+        if not self.is_allowed(url):  # an envelope written past enqueue's check
+            logger.warning("job %s: no %s event sent: %s", env.id, EVENT_TYPES[event.kind], _refusal(url))
             return
         delivery = Delivery(url=url, event=self.event_for(event))
         if self.app.backend.name == "sync":
@@ -273,7 +311,12 @@ class Webhooks:
     # -- the delivery job -----------------------------------------------------------------------------------
 
     def deliver(self, delivery: Delivery, delivery_id: str) -> dict[str, Any]:
-        """POST one event; raises :class:`DeliveryFailed` (retried) or :class:`DeliveryRejected` (not)."""
+        """POST one event; raises :class:`DeliveryFailed` (retried) or :class:`DeliveryRejected` (not).
+
+        The URL is checked here, where it is sent, because a delivery job can be written to its queue directly.
+        """
+        if not self.is_allowed(delivery.url):
+            raise DeliveryRejected(_refusal(delivery.url))
         body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
         timestamp = int(time.time())
         headers = {
@@ -287,3 +330,8 @@ class Webhooks:
             headers[SIGNATURE_HEADER] = sign(body, self.secret, timestamp)
         status = post(delivery.url, body, headers, self.timeout)
         return {"status": status, "url": delivery.url}
+
+
+def _refusal(url: str) -> str:
+    return (f"webhook URL {url!r} is not allowed: it is none of the app's own webhook URLs and matches no entry of "
+            "JOBQUEUE_WEBHOOK_ALLOW (URL prefixes or host names; see jobqueue.webhook_allow)")

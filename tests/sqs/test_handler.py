@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,34 @@ def test_poison_bodies_go_to_the_dlq_at_once(sqs_app: JobQueue) -> None:
     assert "not JSON" in reasons["not json at all"] and "no_such_job" in reasons[ghost]
     status = sqs_app.get("ghost", QUEUE)  # an envelope that never went through the producer got its row on first sight
     assert status.state is JobState.FAILED and status.attempt == 1 and not status.error.retryable
+
+
+def test_envelope_naming_another_queue_is_refused_and_its_job_left_alone(sqs_app: JobQueue) -> None:
+    """The queue a record came from (its eventSourceARN) is authoritative, not the queue its envelope names."""
+    job = sqs_app.registry["big"].enqueue(value=3)  # a job of queue "other"
+    genuine = receive_event(sqs_app, "other", 1)
+    body = genuine["Records"][0]["body"]
+    event = poison_event(sqs_app, QUEUE, [body])  # the same envelope, written into queue "work" by someone who can
+    assert failures(handle(sqs_app, event)) == []  # refused once, reported done: never retried
+    dead = dlq_bodies(sqs_app, QUEUE)
+    assert [m["Body"] for m in dead] == [body]
+    reason = dead[0]["MessageAttributes"]["jobqueue-error"]["StringValue"]
+    assert "names queue 'other'" in reason and "arrived on SQS queue" in reason and reason.endswith("own queue")
+    untouched = job.status()
+    assert untouched.state is JobState.WAITING and untouched.started_at is None  # neither run nor claimed
+    assert failures(handle(sqs_app, genuine)) == []  # the correctly addressed message runs as ever
+    assert job.status().state is JobState.COMPLETED and job.status().result == "xxx"
+
+
+def test_queues_sharing_one_sqs_queue_run_each_others_jobs(make_sqs_app: Callable[..., JobQueue]) -> None:
+    """Logical queues mapped to one SQS queue (``queue_urls``) arrive on it: that is their own queue, not a misaddress."""
+    first = make_sqs_app()
+    shared = first.backend.transport.url(QUEUE)
+    app = make_sqs_app(prefix=first.backend.settings.prefix, jobs_table=first.backend.settings.jobs_table,
+                       queue_urls={"other": shared})
+    job = app.registry["big"].enqueue(value=2)  # queue "other", sent to work's SQS queue
+    assert failures(handle(app, receive_event(app, QUEUE, 1))) == []
+    assert job.status().state is JobState.COMPLETED and job.status().result == "xx"
 
 
 def test_duplicate_deliveries_run_once(sqs_app: JobQueue) -> None:

@@ -130,6 +130,9 @@ def test_handler_never_raises_and_reports_done_only_what_is_done(app: JobQueue, 
         except UnsupportedEnvelope:
             assert (text or "(empty body)") in dead, f"a poison body was reported done but is not in the DLQ: {text[:200]!r}"
             continue
+        if env.queue != QUEUE:  # it names another queue than the one it came on: refused, to this queue's DLQ
+            assert text in dead, f"a misaddressed envelope was reported done but is not in the DLQ: {text[:200]!r}"
+            continue
         if (env.queue, text) in hops:
             continue
         row = backend.store.load(env.queue, env.id, now)  # type: ignore[attr-defined]

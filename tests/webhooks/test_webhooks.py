@@ -137,7 +137,7 @@ def test_failed_job_and_optionally_each_failed_attempt(receiver: Receiver) -> No
 def test_job_url_then_queue_url_then_default(receiver: Receiver) -> None:
     other = Receiver()
     try:
-        app, signup = make_app("memory", receiver.url)
+        app, signup = make_app("memory", receiver.url, allow=[other.url])  # a job's own URL must be allowed
         signup.enqueue(email="queue@x")
         signup.enqueue(email="job@x", _webhook=other.url)
         app.backend.run_until_empty()

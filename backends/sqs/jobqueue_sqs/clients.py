@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.config import Config
-
 from jobqueue_sqs.settings import SQSSettings
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+#: botocore's ``Config`` of every client made here (built with the first client: botocore loads with boto3)
+CLIENT_CONFIG: dict[str, Any] = {"retries": {"mode": "standard", "max_attempts": 5}, "connect_timeout": 5, "read_timeout": 30}
 
 
 class Clients:
@@ -27,11 +26,13 @@ class Clients:
     def _client(self, service: str) -> Any:
         client = self._made.get(service)
         if client is None:
+            from botocore.config import Config
+
             if self._session is None:
                 import boto3
 
                 self._session = boto3.Session()
-            kwargs: dict[str, Any] = {"config": _CONFIG}
+            kwargs: dict[str, Any] = {"config": Config(**CLIENT_CONFIG)}
             if self.settings.region:
                 kwargs["region_name"] = self.settings.region
             if self.settings.endpoint_url:

@@ -11,6 +11,19 @@ ended it (``app.workflows.after_end``; errors are logged and the record is still
 record of a job that already ended runs a follow-up still pending before it is acknowledged: that is how
 a crash between the end and its follow-up is finished on Lambda. An event that is not an SQS batch but
 ``{"jobqueue": "maintenance"}`` (the function's maintenance schedule) runs ``recover`` instead.
+
+The queue a record came from (its ``eventSourceARN``, set by SQS) is authoritative: an envelope naming a
+queue that is not sent to that SQS queue is refused like a poison body (to the source queue's DLQ, with
+the reason, never retried), and the job it names is not touched. Logical queues sharing one SQS queue
+(``queue_urls`` pointing at one URL) are compared by that SQS queue, so they keep working; AWS's DLQ
+redrive returns messages to their source queue, so redriven jobs pass. Only a redrive to another queue
+(or a copy by hand) is refused.
+
+Imports are kept to what handling an SQS record needs (the job core, Powertools' Logger and Metrics, built
+with the worker so that nothing reads the environment at import); the app (``JOBQUEUE_APP``), boto3 and its
+clients load with the first event. The partial batch response is Powertools' ``BatchProcessor``, imported
+with the module: every invocation uses it (its import, with the parser models Powertools loads alongside, is
+the largest part of the cold import left; see bench/ANALYSIS.md).
 """
 
 from __future__ import annotations
@@ -18,15 +31,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from jobqueue.envelope import Envelope, decode_envelope
-from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.errors import ConfigurationError, UnsupportedEnvelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
@@ -38,9 +53,6 @@ from jobqueue_sqs.transport import ATTR_STORED
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue_sqs.backend import SQSBackend
-
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
 
 #: a backoff is set by visibility only while it stays this far inside SQS's 12-hour limit
 VISIBILITY_MARGIN = 600
@@ -96,6 +108,19 @@ def _remaining_ms(context: Any) -> float:
     return float(getter()) if getter is not None else float("inf")
 
 
+class _Processor(BatchProcessor):
+    """Powertools' SQS batch processor (partial responses, never the whole batch failed), telling the worker of each failure."""
+
+    def __init__(self, on_failure: Callable[[SQSRecord, Exception], None]) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._on_failure = on_failure
+
+    def failure_handler(self, record: Any, exception: Any) -> Any:
+        if isinstance(exception[1], Exception):
+            self._on_failure(record, exception[1])
+        return super().failure_handler(record, exception)
+
+
 class SQSWorker:
     """Handles SQS event batches for one app bound to an :class:`SQSBackend`."""
 
@@ -103,7 +128,10 @@ class SQSWorker:
         self.backend = backend
         self.app: JobQueue = backend.app
         self.runner = JobRunner(backend.app)
-        self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        environ = backend.app.settings.environ  # the app's one reading of the environment, not this module's import
+        self.log = Logger(service=environ.get("POWERTOOLS_SERVICE_NAME", "jobqueue-worker"))
+        self.metrics = Metrics(namespace=environ.get("POWERTOOLS_METRICS_NAMESPACE", "jobqueue"))
+        self.processor = _Processor(self._record_failed)
         self._stop = False
         #: queue -> when (monotonic) it was last seen not paused: the flag is read once a PAUSE_FRESH seconds, not once a record
         self._running_seen: dict[str, float] = {}
@@ -114,48 +142,63 @@ class SQSWorker:
             return self.maintain(context)
         self._stop = False
         try:
-            return dict(process_partial_response(event=event, record_handler=lambda record: self.record(record, context),
-                                                 processor=self.processor, context=context))
+            response: PartialItemFailureResponse = process_partial_response(
+                event=event, record_handler=lambda record: self.record(record, context), processor=self.processor, context=context)
+            return dict(response)
         finally:
-            if metrics.metric_set:
-                metrics.flush_metrics()
+            if self.metrics.metric_set:
+                self.metrics.flush_metrics()
 
     def maintain(self, context: Any = None) -> dict[str, Any]:
         """The maintenance schedule's invocation: finish workflow steps a crash left half done, in every queue."""
         recovered = 0
         for queue in sorted(self.app.queues):
             if _remaining_ms(context) < self.backend.settings.reserve_ms:
-                logger.warning("maintenance stopped before queue %s: time is running low", queue)
+                self.log.warning("maintenance stopped before queue %s: time is running low", queue)
                 break
             try:
                 recovered += self.backend.recover([queue])
             except Exception:
-                logger.exception("recovering the workflow steps of queue %s failed", queue)
+                self.log.exception("recovering the workflow steps of queue %s failed", queue)
         if recovered:
-            logger.info("maintenance finished %d workflow step(s) a crash had left", recovered)
+            self.log.info("maintenance finished %d workflow step(s) a crash had left", recovered)
         return {"recovered": recovered}
+
+    def _record_failed(self, record: SQSRecord, exc: Exception) -> None:
+        """A record reported failed: a NotDone says why itself (its reason was logged); anything else is logged here."""
+        if not isinstance(exc, NotDone):
+            self.log.error("record %s failed: %s: %s", record.message_id, type(exc).__name__, exc, exc_info=exc)
+
+    def _count(self, name: str) -> None:
+        self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    def _duration(self, milliseconds: float) -> None:
+        self.metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=milliseconds)
 
     # -- one record --------------------------------------------------------------------------------
 
     def record(self, record: SQSRecord, context: Any) -> str:
-        with logger.append_context_keys(message_id=record.message_id):
+        with self.log.append_context_keys(message_id=record.message_id):
             remaining = _remaining_ms(context)
             if self._stop or remaining < self.backend.settings.reserve_ms:
                 self._stop = True
-                logger.warning("time is running low (%.0f ms left): record not started", remaining)
+                self.log.warning("time is running low (%.0f ms left): record not started", remaining)
                 self._release(record)
                 raise NotStarted(f"not started: {remaining:.0f} ms left in the invocation")
             try:
                 envelope = decode_envelope(record.body)
             except UnsupportedEnvelope as exc:
                 return self._poison(record, str(exc))
+            misaddressed = self._misaddressed(record, envelope)
+            if misaddressed is not None:
+                return self._poison(record, misaddressed)
             needed = self._needed_ms(envelope)
             if remaining < needed:
                 self._stop = True
-                logger.warning("%.0f ms left, job %s may need %.0f ms: record not started", remaining, envelope.id, needed)
+                self.log.warning("%.0f ms left, job %s may need %.0f ms: record not started", remaining, envelope.id, needed)
                 self._release(record)
                 raise NotStarted(f"not started: {remaining:.0f} ms left, the job may need {needed:.0f} ms")
-            with logger.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
+            with self.log.append_context_keys(job_id=envelope.id, job_name=envelope.name, queue=envelope.queue):
                 return self._job(record, envelope, remaining)
 
     def _needed_ms(self, envelope: Envelope) -> float:
@@ -170,7 +213,30 @@ class SQSWorker:
             self.backend.clients.sqs.change_message_visibility(
                 QueueUrl=self._source_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds)
         except Exception:
-            logger.exception("could not release the record; it returns after the visibility timeout")
+            self.log.exception("could not release the record; it returns after the visibility timeout")
+
+    def _misaddressed(self, record: SQSRecord, envelope: Envelope) -> str | None:
+        """Why ``envelope`` may not run from this record: it names a queue other than the one the record came from.
+
+        The record's source (``eventSourceARN``, set by SQS) is authoritative, not the envelope (written by
+        whoever could send to the queue). Several logical queues may share one SQS queue (``queue_urls``
+        pointing at one URL), so the envelope's queue is compared by the SQS queue it maps to. None: it may run.
+        """
+        source = record.event_source_arn.rsplit(":", 1)[-1]
+        try:
+            expected = self._sqs_name(envelope.queue)
+        except ConfigurationError as exc:
+            return f"the envelope names queue {envelope.queue!r}, which maps to no SQS queue ({exc}); it arrived on {source!r}"
+        if expected == source:
+            return None
+        return (f"the envelope names queue {envelope.queue!r} (SQS queue {expected!r}) but arrived on SQS queue {source!r}: "
+                "refused, a job runs only from its own queue")
+
+    def _sqs_name(self, queue: str) -> str:
+        """The SQS queue name logical queue ``queue`` is sent to: its configured URL's last segment, else its derived name."""
+        settings = self.backend.settings
+        configured = settings.configured_url(queue)
+        return configured.rstrip("/").rsplit("/", 1)[-1] if configured else settings.queue_name(queue)
 
     def _source_url(self, record: SQSRecord) -> str:
         """The URL of the queue a record came from (its logical queue's, when the app declares it)."""
@@ -182,13 +248,13 @@ class SQSWorker:
         return str(self.backend.clients.sqs.get_queue_url(QueueName=name)["QueueUrl"])
 
     def _poison(self, record: SQSRecord, reason: str) -> str:
-        """A body that is no job envelope: to the DLQ at once, never retried."""
-        logger.error("poison message: %s", reason)
+        """A body that is no job envelope, or one for another queue: to the DLQ at once, never retried."""
+        self.log.error("poison message: %s", reason)
         dlq_url = self.backend.transport.redrive_target(self._source_url(record))
         if dlq_url is None:
             raise NotDone(f"poison message, and its queue has no DLQ to put it in: {reason}")
         self.backend.transport.copy_to_dlq_url(dlq_url, record.body or "", None, reason)
-        metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+        self._count("failed")
         return "dead-lettered"
 
     def _job(self, record: SQSRecord, envelope: Envelope, remaining_ms: float) -> str:
@@ -197,7 +263,7 @@ class SQSWorker:
         row = store.load(envelope.queue, envelope.id, now)
         if row is None:
             if ATTR_STORED in (record.message_attributes or {}):
-                logger.info("the job's row is gone (cleaned, or past retention): message dropped")
+                self.log.info("the job's row is gone (cleaned, or past retention): message dropped")
                 return "dropped"
             row = store.create_on_first_sight(envelope, now) or store.load(envelope.queue, envelope.id, now)
             if row is None:
@@ -219,8 +285,8 @@ class SQSWorker:
         state = row.state
         if state in (JobState.COMPLETED, JobState.CANCELLED):
             if self.backend.follow_up(row):
-                logger.info("job already %s: its pending follow-up was run again", state.value)
-            logger.info("job already %s: duplicate delivery skipped", state.value)
+                self.log.info("job already %s: its pending follow-up was run again", state.value)
+            self.log.info("job already %s: duplicate delivery skipped", state.value)
             return "skipped"
         if state is JobState.FAILED:
             if not row.in_dlq:
@@ -228,7 +294,7 @@ class SQSWorker:
             self.backend.follow_up(row)
             return "dead-lettered"
         if state is JobState.WAITING_CHILDREN:
-            logger.warning("job waits for its parents: message dropped (the release of its last parent sends it)")
+            self.log.warning("job waits for its parents: message dropped (the release of its last parent sends it)")
             return "skipped"
         if state is JobState.ACTIVE:
             if row.lease_until > now:
@@ -242,12 +308,12 @@ class SQSWorker:
                     return None
                 self._dead_letter(ended, record.body, error)
                 self.backend.follow_up(ended)
-                metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
+                self._count("failed")
                 return "dead-lettered"
         elif row.not_before is not None and row.not_before > now:
             wait = math.ceil(row.not_before - now)
             self.backend.transport.resend(envelope.queue, record.body, min(wait, MAX_DELAY_SECONDS), envelope.id)
-            logger.info("not due for %ss: sent again with a delay (a hop)", wait)
+            self.log.info("not due for %ss: sent again with a delay (a hop)", wait)
             return "hopped"
         if self._is_paused(envelope.queue):
             raise NotStarted(f"queue {envelope.queue!r} is paused")
@@ -271,20 +337,20 @@ class SQSWorker:
         sink = _Sink(self)
         started = time.perf_counter()
         outcome = self.runner.execute(attempt, sink)
-        metrics.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+        self._duration((time.perf_counter() - started) * 1000)
         if not sink.kept or sink.row is None:
             raise NotDone(f"the outcome of attempt {attempt.attempt} was not written (the job changed meanwhile)")
         written = sink.row.state
         if written is JobState.COMPLETED:
-            metrics.add_metric(name="completed", unit=MetricUnit.Count, value=1)
-            logger.info("job completed on attempt %d", attempt.attempt)
+            self._count("completed")
+            self.log.info("job completed on attempt %d", attempt.attempt)
             return "completed"
         if written is JobState.CANCELLED:
-            logger.info("job cancelled")
+            self.log.info("job cancelled")
             return "cancelled"
         if written is JobState.FAILED:
-            metrics.add_metric(name="failed", unit=MetricUnit.Count, value=1)
-            logger.warning("job failed on attempt %d: %s", attempt.attempt, outcome.error)
+            self._count("failed")
+            self.log.warning("job failed on attempt %d: %s", attempt.attempt, outcome.error)
             self._dead_letter(sink.row, record.body, outcome.error)
             return "dead-lettered"
         return self._back_off(record, envelope, outcome)
@@ -292,7 +358,7 @@ class SQSWorker:
     def _back_off(self, record: SQSRecord, envelope: Envelope, outcome: Outcome) -> str:
         """Attempts left: the message comes back after the backoff (visibility), or hops if the backoff is too long for it."""
         wait = max(0, math.ceil((outcome.retry_at or 0) - self.app.clock.now()))
-        logger.info("attempt failed (%s); next attempt in %ss", outcome.error, wait)
+        self.log.info("attempt failed (%s); next attempt in %ss", outcome.error, wait)
         if wait <= MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN:
             self.backend.transport.change_visibility(envelope.queue, record.receipt_handle, wait)
             raise RetryLater(f"attempt failed; retry in {wait}s")

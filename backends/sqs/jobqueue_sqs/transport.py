@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
-from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from jobqueue.envelope import Envelope
 from jobqueue_sqs.clients import Clients
@@ -185,6 +184,8 @@ class Transport:
                 if failed.get("SenderFault"):
                     raise SendFailed(f"SQS refused job {pending[failed['Id']].envelope.id!r}: {failed.get('Code')}: {failed.get('Message')}")
             return pending
+
+        from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential  # only when sending: not on the handler's import
 
         retrying = Retrying(
             stop=stop_after_attempt(self.send_tries), wait=wait_exponential(multiplier=0.05, max=2),
