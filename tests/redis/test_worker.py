@@ -98,3 +98,26 @@ def test_async_jobs_run_concurrently_on_the_worker_loop(app: JobQueue) -> None:
         handles = nap.enqueue_many([{"seconds": 0.5}] * 10)
         assert [h.result(timeout=10) for h in handles] == ["ok"] * 10
         assert time.monotonic() - started < 3.0  # one after another would take 5s
+
+
+def test_the_first_claim_goes_out_before_the_heartbeat_ticker_and_recovery_start(app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = app.job(name="early", queue="w")(lambda payload: None)
+    job.enqueue_many([{}] * 3)
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    worker = Worker(backend, ["w"], concurrency=2, grace=5)
+    steps: list[str] = []
+    cycle, start_helpers = backend.cycle, worker._start_helpers
+
+    def recording_cycle(*args: object, **kwargs: object) -> object:
+        steps.append("claim")
+        return cycle(*args, **kwargs)  # type: ignore[arg-type]
+
+    def recording_start_helpers() -> None:
+        steps.append("helpers")
+        start_helpers()
+
+    monkeypatch.setattr(backend, "cycle", recording_cycle)
+    monkeypatch.setattr(worker, "_start_helpers", recording_start_helpers)
+    assert worker.run_burst() == 3
+    assert steps[0] == "claim" and "helpers" in steps

@@ -20,7 +20,6 @@ from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatu
 from jobqueue.workflows.store import Followup, end_of
 from jobqueue_redis.codec import envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
-from jobqueue_redis.fallback import InlineFallback, why_not_inline
 from jobqueue_redis.keys import QueueKeys
 from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, is_noscript, run_pipeline
 from jobqueue_redis.settings import RedisSettings
@@ -29,6 +28,7 @@ from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, Red
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.schedules.store import ScheduleStore
+    from jobqueue_redis.fallback import InlineFallback
 
 logger = logging.getLogger("jobqueue.redis")
 
@@ -76,7 +76,7 @@ class RedisBackend(Backend):
             options["prefix"] = app.settings.prefix
         self.settings = RedisSettings.from_environ(app.settings.environ, **options)
         self.scripts = Scripts()
-        self.fallback = InlineFallback(app)
+        self._fallback: InlineFallback | None = None  # built when Redis is first unreachable at enqueue
         self._keys: dict[str, QueueKeys] = {}
         self._workflows = RedisWorkflowStore(self)
         self._retention: dict[str, tuple[Any, str]] = {}
@@ -261,12 +261,23 @@ class RedisBackend(Backend):
         self._unreachable = False
         return self._receipts(envelopes, calls, answers, results)
 
+    @property
+    def fallback(self) -> InlineFallback:
+        """Where jobs run inline while Redis is unreachable (``JOBQUEUE_FALLBACK=sync``); built on first use."""
+        if self._fallback is None:
+            from jobqueue_redis.fallback import InlineFallback
+
+            self._fallback = InlineFallback(self.app)
+        return self._fallback
+
     def _refuse_inline(self, envelopes: Sequence[Envelope], exc: BrokerUnavailable, outage: Outage) -> None:
         """Raise unless every job may run inline instead (``JOBQUEUE_FALLBACK=sync`` and nothing sent)."""
         if self.app.settings.fallback != "sync":
             raise exc
         if outage.maybe_sent:
             raise BrokerUnavailable(f"{exc}; the enqueue may have reached Redis, so it is not run inline") from exc.__cause__
+        from jobqueue_redis.fallback import why_not_inline
+
         for envelope in envelopes:
             reason = why_not_inline(envelope)
             if reason is not None:
@@ -275,7 +286,7 @@ class RedisBackend(Backend):
     # -- reading --------------------------------------------------------------------------------
 
     def get(self, job_id: str, queue: str | None = None) -> JobStatus | None:
-        inline = self.fallback.get(job_id, queue)
+        inline = self._fallback.get(job_id, queue) if self._fallback is not None else None
         if inline is not None:
             return inline
         names = self._queues_for(queue)

@@ -11,7 +11,6 @@ import redis
 import redis.asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from jobqueue.errors import BrokerUnavailable
 from jobqueue_redis.settings import RedisSettings
@@ -91,6 +90,8 @@ class Outage:
 
 
 def _retrying(settings: RedisSettings, spent: float = 0.0) -> dict[str, Any]:
+    from tenacity import retry_if_exception_type, stop_after_delay, wait_exponential  # only once a call failed
+
     return {
         "stop": stop_after_delay(max(settings.retry_for - spent, 0.0)),
         "wait": wait_exponential(multiplier=0.05, max=0.5),
@@ -125,6 +126,8 @@ def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: O
         seen.note(exc)
         if not patient:
             raise unavailable_again(settings, what, exc) from exc
+    from tenacity import Retrying
+
     try:
         for attempt in Retrying(**_retrying(settings, time.monotonic() - started)):
             with attempt:
@@ -142,6 +145,8 @@ async def abounded(
     settings: RedisSettings, what: str, call: Callable[[], Awaitable[T]], outage: Outage | None = None, *, patient: bool = True,
 ) -> T:
     """:func:`bounded` for coroutines."""
+    from tenacity import AsyncRetrying
+
     seen = outage or Outage()
     if not patient:
         try:

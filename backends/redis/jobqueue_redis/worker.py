@@ -34,6 +34,8 @@ logger = logging.getLogger("jobqueue.redis.worker")
 
 #: how often the watching idle thread checks that jobs still start or finish (seconds)
 WATCH = 0.002
+#: at most this long the heartbeat and other helpers wait for the worker's first claim before starting (seconds)
+FIRST_CLAIM_WAIT = 1.0
 
 
 class _Loop:
@@ -119,6 +121,8 @@ class Worker:
         self._acks: AckBatcher | None = None
         self.sink = WorkerSink(backend)
         self._helpers: list[threading.Thread] = []
+        self._listens = False
+        self._first_claim = threading.Event()  # the first claim came back (or failed, or the worker stops)
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ class Worker:
         if force:
             self._forced.set()
         self._stopping.set()
+        self._first_claim.set()
         self._poke.set()
         self._wake.set()
         self._room.set()
@@ -196,10 +201,14 @@ class Worker:
         self._acks = AckBatcher(self.backend, self.backend.settings.ack_retry_for)
         self.sink.acks = self._acks
         self._run_hooks("start")
+        self._listens = listen
+
+    def _start_helpers(self) -> None:
+        """The heartbeat, listeners, ticker and recovery: started once the first claim is back (see :meth:`_serve`)."""
         beat = threading.Thread(target=self._heartbeat, name="jobqueue-heartbeat", daemon=True)
         beat.start()
         self._helpers.append(beat)
-        if listen:
+        if self._listens:
             if not self._single:  # one queue: idle job threads block on its wake-up list themselves
                 for name in self.queues:
                     listener = threading.Thread(target=self._listen, args=(name,), name=f"jobqueue-listen-{name}", daemon=True)
@@ -304,6 +313,11 @@ class Worker:
         self._job_threads = threads
         for thread in threads:
             thread.start()
+        # the helpers wait for the first claim (the ticker's first look at Redis, thread starts): jobs queued
+        # before the worker started run that much sooner. Its leases outlast the wait (the first beat is a
+        # third of a lease after the start anyway).
+        self._first_claim.wait(FIRST_CLAIM_WAIT)
+        self._start_helpers()
         if burst:
             for thread in threads:
                 thread.join()
@@ -419,6 +433,7 @@ class Worker:
 
     def _fetching_done(self) -> bool:
         """The cycle is over; True if another thread asked for one meanwhile."""
+        self._first_claim.set()
         with self._lock:
             self._fetching = False
             again, self._again = self._again, False
