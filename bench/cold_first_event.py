@@ -23,13 +23,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.sqs_bench import _free_port
+from bench.moto import aws_env, free_port, start_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,28 +86,12 @@ def run(rounds: int) -> dict[str, Any]:
         import moto  # noqa: F401
     except ImportError as exc:
         return {"skipped": f"{exc} (make venv installs jobqueue-sqs and moto[server])"}
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     prefix = f"cold{uuid.uuid4().hex[:6]}"
-    env = {
-        **os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-        "JOBQUEUE_BACKEND": "sqs", "JOBQUEUE_APP": "bench.peers.sqs_app:app", "JOBQUEUE_SQS_PREFIX": prefix,
-        "JOBQUEUE_JOBS_TABLE": f"{prefix}-jobs", "POWERTOOLS_METRICS_DISABLED": "true",
-        "PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
-    }
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = aws_env(endpoint, prefix)
+    server = start_moto(port, env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
         subprocess.run([sys.executable, "-m", "jobqueue_sqs", "init"], cwd=ROOT, env=env, capture_output=True, check=True, timeout=120)
         os.environ.update(env)
         from bench.peers.sqs_app import app

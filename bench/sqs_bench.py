@@ -18,15 +18,15 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from bench.moto import aws_env, free_port, start_moto
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS: collections.Counter[str] = collections.Counter()
@@ -45,12 +45,6 @@ def count_requests() -> None:
     Endpoint._get_response = counted  # type: ignore[method-assign]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _per_job(counts: dict[str, int], jobs: int) -> dict[str, float]:
     return {op: n / jobs for op, n in sorted(counts.items(), key=lambda kv: -kv[1])}
 
@@ -64,29 +58,13 @@ def run(n: int, timeout: float) -> dict[str, Any]:
         import moto  # noqa: F401
     except ImportError as exc:
         return {"skipped": f"{exc} (make venv installs jobqueue-sqs and moto[server])"}
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    env = {
-        **os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-        "JOBQUEUE_BACKEND": "sqs", "JOBQUEUE_APP": "bench.peers.sqs_app:app", "JOBQUEUE_SQS_PREFIX": prefix,
-        "JOBQUEUE_JOBS_TABLE": f"{prefix}-jobs", "POWERTOOLS_METRICS_DISABLED": "true",
-        "PYTHONPATH": str(ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
-    }
-    moto_server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = aws_env(endpoint, prefix)
+    moto_server = start_moto(port, env)
     worker = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or moto_server.poll() is not None:
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
         init = subprocess.run([sys.executable, "-m", "jobqueue_sqs", "init"], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=120)
         if init.returncode != 0:
