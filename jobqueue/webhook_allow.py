@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 ANY = "*"
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?$|^\[[0-9A-Fa-f:.]+\]$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: a "." or ".." path segment (also with backslashes, which some servers read as slashes)
+_DOT_SEGMENT = re.compile(r"(^|[/\\])\.{1,2}([/\\]|$)")
 
 
 def check_entry(entry: str) -> str:
@@ -82,4 +84,6 @@ def _under(parts: SplitResult, host: str, prefix: SplitResult) -> bool:
         return False
     base = prefix.path.rstrip("/")
     path = parts.path or "/"
+    if _DOT_SEGMENT.search(unquote(path)):
+        return False  # the receiver would resolve "/jobs/../admin" to a path outside the prefix
     return path == base or path.startswith(base + "/")

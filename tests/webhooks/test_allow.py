@@ -68,6 +68,10 @@ def test_refused_where_it_is_sent_when_written_past_enqueue(receiver: Receiver) 
     (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs/42?sig=1", True),
     (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs-admin", False),
     (("https://hooks.example.com/jobs/",), "https://hooks.example.com/jobs/42", True),
+    (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs/../admin", False),  # resolves outside the prefix
+    (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs/%2e%2e/admin", False),
+    (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs/..%5cadmin", False),
+    (("https://hooks.example.com/jobs",), "https://hooks.example.com/jobs/v1..2/x", True),  # dots inside a segment are a name
     (("https://hooks.example.com",), "https://hooks.example.com.evil.io/", False),
     (("https://hooks.example.com",), "https://hooks.example.com@169.254.169.254/", False),
     (("https://hooks.example.com",), "http://hooks.example.com/", False),  # scheme
