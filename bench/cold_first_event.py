@@ -23,11 +23,10 @@ import os
 import statistics
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.moto import aws_env, free_port, start_moto
+from bench.moto import missing, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,18 +80,11 @@ def _event(app: Any, queue: str) -> dict[str, Any]:
 
 
 def run(rounds: int) -> dict[str, Any]:
+    reason = missing()
+    if reason is not None:
+        return {"skipped": reason}
+    server, env = start_stack("cold")
     try:
-        import jobqueue_sqs.handler  # noqa: F401
-        import moto  # noqa: F401
-    except ImportError as exc:
-        return {"skipped": f"{exc} (make venv installs jobqueue-sqs and moto[server])"}
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    prefix = f"cold{uuid.uuid4().hex[:6]}"
-    env = aws_env(endpoint, prefix)
-    server = start_moto(port, env)
-    try:
-        subprocess.run([sys.executable, "-m", "jobqueue_sqs", "init"], cwd=ROOT, env=env, capture_output=True, check=True, timeout=120)
         os.environ.update(env)
         from bench.peers.sqs_app import app
 

@@ -9,11 +9,13 @@ measured here are requests counted on the client side, so they do not depend on 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +53,26 @@ def start_moto(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
                 server.kill()
                 raise RuntimeError("the moto server did not start") from None
             time.sleep(0.1)
+
+
+def missing() -> str | None:
+    """Why the SQS measurements cannot run here (the SQS backend or moto not installed), or None."""
+    try:
+        import jobqueue_sqs.handler  # noqa: F401
+        import moto  # noqa: F401
+    except ImportError as exc:
+        return f"{exc} (make venv installs jobqueue-sqs and moto[server])"
+    return None
+
+
+def start_stack(stem: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """A moto server with the bench app's queue, DLQ and job table (``python -m jobqueue_sqs init``), and its environment."""
+    port = free_port()
+    env = aws_env(f"http://127.0.0.1:{port}", f"{stem}{uuid.uuid4().hex[:6]}")
+    server = start_moto(port, env)
+    init = subprocess.run([sys.executable, "-m", "jobqueue_sqs", "init"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    if init.returncode != 0:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
+        raise RuntimeError(f"jobqueue_sqs init failed: {init.stderr.strip()[-1000:]}")
+    return server, env

@@ -22,11 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.moto import aws_env, free_port, start_moto
+from bench.moto import missing, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS: collections.Counter[str] = collections.Counter()
@@ -50,25 +49,12 @@ def _per_job(counts: dict[str, int], jobs: int) -> dict[str, float]:
 
 
 def run(n: int, timeout: float) -> dict[str, Any]:
-    try:
-        import jobqueue_sqs
-
-        if not hasattr(jobqueue_sqs, "SQSBackend"):
-            return {"skipped": "jobqueue_sqs has no SQSBackend yet (the SQS backend has not landed)"}
-        import moto  # noqa: F401
-    except ImportError as exc:
-        return {"skipped": f"{exc} (make venv installs jobqueue-sqs and moto[server])"}
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    env = aws_env(endpoint, prefix)
-    moto_server = start_moto(port, env)
+    reason = missing()
+    if reason is not None:
+        return {"skipped": reason}
+    moto_server, env = start_stack("bench")
     worker = None
     try:
-        init = subprocess.run([sys.executable, "-m", "jobqueue_sqs", "init"], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=120)
-        if init.returncode != 0:
-            raise RuntimeError(f"jobqueue_sqs init failed: {init.stderr.strip()[-1000:]}")
         os.environ.update(env)
         count_requests()
         from bench.peers.sqs_app import app, noop
