@@ -10,6 +10,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from jobqueue_redis.prelude import lean, statements
+
 NAMES = (
     "enqueue", "enqueue_many", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
     "link", "resolve", "parents", "followups", "group",
@@ -100,7 +102,7 @@ class Script:
 
 
 class Scripts:
-    """All scripts, each with the shared prelude prepended."""
+    """All scripts, each with what it uses of the shared prelude prepended (see :mod:`jobqueue_redis.prelude`)."""
 
     enqueue: Script
     enqueue_many: Script
@@ -122,12 +124,12 @@ class Scripts:
     cycle: Script
 
     def __init__(self) -> None:
-        prelude = _load("_lib")
+        prelude = statements(_load("_lib"))
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
-        self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
-        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
-        self._all.append(Script("cycle", prelude + "\n" + cycle))
+        bodies = {name: _load(name) for name in NAMES}
+        bodies["cycle"] = _CYCLE.format(finish=bodies["finish"], claim=bodies["claim"], argc=CYCLE_ARGC)
+        self._all = [Script(name, lean(prelude, body) + "\n" + body) for name, body in bodies.items()]
         for script in self._all:
             setattr(self, script.name, script)
 
