@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from pydantic import BaseModel
 
 from jobqueue import telemetry
-from jobqueue.context import AttemptSink, JobContext
+from jobqueue.context import AttemptSink, JobContext, attempt_context
 from jobqueue.envelope import ENVELOPE_VERSION, Envelope, check_version
 from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
 from jobqueue.hooks import JobEvent
@@ -177,7 +177,7 @@ class JobRunner:
 
     def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
         job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
-        return JobContext(envelope, sink, None, self.app, job_logger=job_logger)  # its adapter is built on first use
+        return attempt_context(envelope, sink, self.app, job_logger)  # its logger adapter is built on first use
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = _perf_counter() - started
@@ -278,7 +278,7 @@ class JobRunner:
             if hooks.wants("job_started"):
                 hooks.emit(JobEvent("job_started", envelope))
             job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
-            ctx = JobContext(envelope, sink, None, app, job_logger=job_logger)  # its logger adapter is built on first use
+            ctx = attempt_context(envelope, sink, app, job_logger)  # its logger adapter is built on first use
         started = _perf_counter()
         try:
             if job.is_async:
@@ -287,7 +287,9 @@ class JobRunner:
                 value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
                 value = job.invoke(payload, ctx)
-            return _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
+            result = value if value is None else encode_result(value, job.name)
+            outcome: Outcome = _new_tuple(Outcome, (_COMPLETED, result, None, None, _perf_counter() - started))  # _completed, inlined
+            return outcome
         except Exception as exc:
             return self._outcome_for_error(envelope, job, exc, started)
 
