@@ -21,7 +21,7 @@ from jobqueue import telemetry
 from jobqueue.context import AttemptSink, JobContext, attempt_context
 from jobqueue.envelope import ENVELOPE_VERSION, Envelope, check_version
 from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
-from jobqueue.hooks import JobEvent
+from jobqueue.hooks import HookName, JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
 
@@ -33,7 +33,7 @@ logger = logging.getLogger("jobqueue.runner")
 
 MAX_TRACEBACK_CHARS = 32_000
 
-_EVENT_OF: dict[JobState, Any] = {
+_EVENT_OF: dict[JobState, HookName] = {
     JobState.COMPLETED: "job_completed",
     JobState.DELAYED: "attempt_failed",
     JobState.FAILED: "job_failed",
@@ -211,7 +211,7 @@ class JobRunner:
             logger.warning("job %s: the lease was lost before attempt %d finished; its outcome was not written", envelope.id, envelope.attempt)
             return outcome
         state = outcome.state
-        kind = "job_completed" if state is _COMPLETED else _EVENT_OF[state]
+        kind: HookName = "job_completed" if state is _COMPLETED else _EVENT_OF[state]
         hooks = self.app.hooks
         if hooks.wants(kind):
             hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))

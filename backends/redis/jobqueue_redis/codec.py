@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, decode_envelope
 from jobqueue.options import QueueConfig
 from jobqueue.runner import Outcome
