@@ -42,6 +42,7 @@ class JobContext:
     ) -> None:
         if logger is None and job_logger is None:
             raise TypeError("JobContext needs a logger or a job_logger")
+        # the same fields as attempt_context sets
         self._envelope = envelope
         self._sink = sink
         self._logger = logger
@@ -126,6 +127,21 @@ class JobContext:
     async def aprogress(self, value: float) -> None:
         """:meth:`progress` without blocking the event loop on a network backend."""
         await asyncio.to_thread(self.progress, value)
+
+
+_new_object = object.__new__
+
+
+def attempt_context(envelope: Envelope, sink: AttemptSink, app: JobQueue | None, job_logger: logging.Logger) -> JobContext:
+    """``JobContext(envelope, sink, None, app, job_logger=job_logger)``, the context the runner makes for each
+    attempt, without the call's keyword and argument checks (it runs once per job)."""
+    ctx: JobContext = _new_object(JobContext)
+    ctx._envelope = envelope
+    ctx._sink = sink
+    ctx._logger = None
+    ctx._job_logger = job_logger
+    ctx._app = app
+    return ctx
 
 
 def _check_progress(value: float) -> float:

@@ -122,16 +122,19 @@ class JobDefinition(Generic[R]):
             if data:
                 raise InvalidPayload(self.name, [], "this job takes no payload")
             return None
-        if isinstance(data, model):
-            return data
-        if type(data) is ValidatedPayload:
-            handed = data.take_model()
-            if type(handed) is model:
-                return handed
-        if isinstance(data, BaseModel):
-            data = data.model_dump(mode="json")
+        if type(data) is not dict:  # a stored payload (the worker's case) is a plain dict: none of these apply
+            if isinstance(data, model):
+                return data
+            if type(data) is ValidatedPayload:
+                handed = data.take_model()
+                if type(handed) is model:
+                    return handed
+            if isinstance(data, BaseModel):
+                data = data.model_dump(mode="json")
         try:
-            return model.model_validate(data if data is not None else {})
+            # what model.model_validate does, without its keyword plumbing (a third of its cost on a small model)
+            validated: BaseModel = model.__pydantic_validator__.validate_python(data if data is not None else {})
+            return validated
         except ValidationError as exc:
             detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors())
             raise InvalidPayload(self.name, [dict(e) for e in exc.errors(include_url=False)], detail) from None

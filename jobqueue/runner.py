@@ -13,16 +13,15 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
 from jobqueue import telemetry
-from jobqueue.context import AttemptSink, JobContext
-from jobqueue.envelope import Envelope, check_version
+from jobqueue.context import AttemptSink, JobContext, attempt_context
+from jobqueue.envelope import ENVELOPE_VERSION, Envelope, check_version
 from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable, Retry, UnknownJob, UnsupportedEnvelope
-from jobqueue.hooks import JobEvent
+from jobqueue.hooks import HookName, JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
 
@@ -34,7 +33,7 @@ logger = logging.getLogger("jobqueue.runner")
 
 MAX_TRACEBACK_CHARS = 32_000
 
-_EVENT_OF: dict[JobState, Any] = {
+_EVENT_OF: dict[JobState, HookName] = {
     JobState.COMPLETED: "job_completed",
     JobState.DELAYED: "attempt_failed",
     JobState.FAILED: "job_failed",
@@ -42,15 +41,29 @@ _EVENT_OF: dict[JobState, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended: ``completed``, ``delayed`` (retry at ``retry_at``), ``failed`` or ``cancelled``."""
+class Outcome(NamedTuple):
+    """How an attempt ended: ``completed``, ``delayed`` (retry at ``retry_at``), ``failed`` or ``cancelled``.
+
+    Immutable; read it by field name (a named tuple: a fifth of a frozen dataclass's cost to build, and the
+    worker builds one per attempt).
+    """
 
     state: JobState
     result: Any = None
     error: ErrorInfo | None = None
     retry_at: float | None = None
     duration: float = 0.0
+
+
+_COMPLETED = JobState.COMPLETED
+_new_tuple = tuple.__new__
+_perf_counter = time.perf_counter
+
+
+def _completed(result: Any, duration: float) -> Outcome:
+    """``Outcome(JobState.COMPLETED, result=result, duration=duration)``, built without the keyword call."""
+    outcome: Outcome = _new_tuple(Outcome, (_COMPLETED, result, None, None, duration))
+    return outcome
 
 
 class FinishingSink(AttemptSink, Protocol):
@@ -75,6 +88,11 @@ def error_info(exc: BaseException, *, retryable: bool = True, with_traceback: bo
         if len(text) > MAX_TRACEBACK_CHARS:
             text = "...(truncated)...\n" + text[-MAX_TRACEBACK_CHARS:]
     return ErrorInfo(type=type(exc).__qualname__, message=str(exc)[:4000], traceback=text, retryable=retryable)
+
+
+def _refused(exc: BaseException) -> Outcome:
+    """The failed outcome of an attempt that could not start (no retry: the same envelope would fail the same way)."""
+    return Outcome(JobState.FAILED, error=error_info(exc, retryable=False, with_traceback=False))
 
 
 def encode_result(value: Any, job_name: str) -> Any:
@@ -148,17 +166,21 @@ class JobRunner:
                 raise UnknownJob(f"no handler is registered for job name {envelope.name!r} (known: {', '.join(sorted(self.app.registry)) or 'none'})")
             payload = job.validate_payload(envelope.payload)
         except (UnsupportedEnvelope, UnknownJob, InvalidPayload) as exc:
-            return Outcome(JobState.FAILED, error=error_info(exc, retryable=False, with_traceback=False))
+            return _refused(exc)
         return job, payload
 
-    def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
-        job_logger = self._loggers.get(envelope.name)
+    def _job_logger(self, name: str) -> logging.Logger:
+        job_logger = self._loggers.get(name)
         if job_logger is None:
-            job_logger = self._loggers[envelope.name] = logging.getLogger(f"jobqueue.job.{envelope.name}")
-        return JobContext(envelope, sink, None, self.app, job_logger=job_logger)  # its adapter is built on first use
+            job_logger = self._loggers[name] = logging.getLogger(f"jobqueue.job.{name}")
+        return job_logger
+
+    def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
+        job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
+        return attempt_context(envelope, sink, self.app, job_logger)  # its logger adapter is built on first use
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
-        duration = time.perf_counter() - started
+        duration = _perf_counter() - started
         if isinstance(exc, JobCancelled):
             return Outcome(JobState.CANCELLED, error=error_info(exc, retryable=False, with_traceback=False), duration=duration)
         retryable = isinstance(exc, (Retry, ResultNotSerializable, JobTimeout)) or (job is not None and job.should_retry(exc))
@@ -188,15 +210,19 @@ class JobRunner:
         if not kept:
             logger.warning("job %s: the lease was lost before attempt %d finished; its outcome was not written", envelope.id, envelope.attempt)
             return outcome
-        kind = _EVENT_OF[outcome.state]
-        if self.app.hooks.wants(kind):
-            self.app.hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
+        state = outcome.state
+        kind: HookName = "job_completed" if state is _COMPLETED else _EVENT_OF[state]
+        hooks = self.app.hooks
+        if hooks.wants(kind):
+            hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
         return outcome
 
     # -- synchronous and asynchronous entry points -------------------------------------------
 
     def execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         """Run one attempt of ``envelope`` (already claimed as active) and persist its outcome."""
+        if not telemetry.tracing(self.app):  # no span would be recorded: skip its context manager
+            return self._execute(envelope, sink)
         with telemetry.job_span(self.app, envelope) as span:
             outcome = self._execute(envelope, sink)
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
@@ -204,6 +230,8 @@ class JobRunner:
 
     async def aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         """:meth:`execute` on an event loop: ``async def`` handlers are awaited, ``def`` ones run in a thread."""
+        if not telemetry.tracing(self.app):
+            return await self._aexecute(envelope, sink)
         with telemetry.job_span(self.app, envelope) as span:
             outcome = await self._aexecute(envelope, sink)
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
@@ -223,6 +251,8 @@ class JobRunner:
 
         The caller records the outcome, then calls :meth:`settle` (a worker that batches its writes).
         """
+        if not telemetry.tracing(self.app):
+            return self._attempt(envelope, sink)
         with telemetry.job_span(self.app, envelope) as span:
             outcome = self._attempt(envelope, sink)
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
@@ -232,11 +262,24 @@ class JobRunner:
         return self._finish(envelope, self._attempt(envelope, sink), sink)
 
     def _attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
-        begun = self._begin(envelope, sink)
-        if isinstance(begun, Outcome):
-            return begun
-        job, payload, ctx = begun
-        started = time.perf_counter()
+        app = self.app
+        job = app.registry.get(envelope.name)
+        if job is None or envelope.v > ENVELOPE_VERSION:  # cannot start, most likely: _begin says why
+            begun = self._begin(envelope, sink)
+            if isinstance(begun, Outcome):
+                return begun
+            job, payload, ctx = begun
+        else:  # _begin, inlined (once per attempt on every backend)
+            try:
+                payload = job.validate_payload(envelope.payload)
+            except (UnsupportedEnvelope, UnknownJob, InvalidPayload) as exc:
+                return _refused(exc)
+            hooks = app.hooks
+            if hooks.wants("job_started"):
+                hooks.emit(JobEvent("job_started", envelope))
+            job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
+            ctx = attempt_context(envelope, sink, app, job_logger)  # its logger adapter is built on first use
+        started = _perf_counter()
         try:
             if job.is_async:
                 value = _run_coroutine(_with_timeout(job.invoke(payload, ctx), envelope.timeout, job.name))
@@ -244,10 +287,11 @@ class JobRunner:
                 value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
                 value = job.invoke(payload, ctx)
-            outcome = Outcome(JobState.COMPLETED, result=encode_result(value, job.name), duration=time.perf_counter() - started)
+            result = value if value is None else encode_result(value, job.name)
+            outcome: Outcome = _new_tuple(Outcome, (_COMPLETED, result, None, None, _perf_counter() - started))  # _completed, inlined
+            return outcome
         except Exception as exc:
-            outcome = self._outcome_for_error(envelope, job, exc, started)
-        return outcome
+            return self._outcome_for_error(envelope, job, exc, started)
 
     async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         begun = self._begin(envelope, sink)
@@ -261,7 +305,7 @@ class JobRunner:
             else:
                 call = asyncio.to_thread(job.invoke, payload, ctx)
                 value = await _with_timeout(call, envelope.timeout, job.name)
-            outcome = Outcome(JobState.COMPLETED, result=encode_result(value, job.name), duration=time.perf_counter() - started)
+            outcome = _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
         except Exception as exc:
             outcome = self._outcome_for_error(envelope, job, exc, started)
         return await asyncio.to_thread(self._finish, envelope, outcome, sink)

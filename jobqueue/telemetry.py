@@ -63,6 +63,21 @@ def inject() -> dict[str, str]:
     return carrier
 
 
+def tracing(app: JobQueue) -> bool:
+    """Whether an attempt of ``app``'s jobs would record a span now: OpenTelemetry is loaded and a tracer
+    provider is set (the app's or a global one). A few dictionary lookups when it is not, so the runner
+    asks it before every attempt and skips :func:`job_span` (a provider set later is seen at the next job).
+    """
+    otel = _otel
+    if otel is None:
+        if _env_provider is False and "opentelemetry" not in sys.modules:  # _load's own first test, inlined
+            return False
+        otel = _load()
+    if not otel:
+        return False
+    return getattr(app, "tracer_provider", None) is not None or _has_global_provider(otel[0])
+
+
 @contextmanager
 def job_span(app: JobQueue, envelope: Envelope) -> Iterator[Any]:
     """A ``job {name}`` span (kind CONSUMER) around one attempt, child of the context the envelope carries."""

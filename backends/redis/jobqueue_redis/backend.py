@@ -27,6 +27,7 @@ from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, Red
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
+    from jobqueue.options import QueueConfig
     from jobqueue.schedules.store import ScheduleStore
     from jobqueue_redis.fallback import InlineFallback
 
@@ -515,28 +516,38 @@ class RedisBackend(Backend):
         return self._claimed(queue, claimed) if claimed else ([], None)
 
     _lost_json: str | None = None
+    _claim_tails: dict[str, tuple[QueueConfig, list[str]]] | None = None  # per queue: its config, then claim.lua's last 6 ARGV
 
     def _claim_args(self, queue: str, count: int, token_prefix: str, now: float | None = None) -> list[Any]:
+        """claim.lua's ARGV, every one as text already (so :meth:`_run`'s ``str()`` pass leaves them as they are).
+
+        What follows from the queue's config (frozen: a queue declared again is a new one) is built once per config.
+        """
         config = self.app.queue_config(queue)
+        tails = self._claim_tails
+        if tails is None:
+            tails = self._claim_tails = {}
+        tail = tails.get(queue)
+        if tail is None or tail[0] is not config:
+            if self._lost_json is None:
+                lost = ErrorInfo(type="LeaseExpired", message="the worker running this attempt stopped answering (its lease ran out)", retryable=True)
+                self._lost_json = lost.model_dump_json()
+            rate = config.rate_limit
+            tail = tails[queue] = (config, [
+                "" if config.concurrency is None else str(config.concurrency),
+                "" if rate is None else str(rate.limit), "" if rate is None else repr(rate.period),
+                self._lost_json, self.retention(queue), str(config.concurrency_per_key),
+            ])
         now = self._now() if now is None else now
-        rate = config.rate_limit
-        if self._lost_json is None:
-            lost = ErrorInfo(type="LeaseExpired", message="the worker running this attempt stopped answering (its lease ran out)", retryable=True)
-            self._lost_json = lost.model_dump_json()
-        return [
-            repr(now), count, repr(now + self.settings.lease), token_prefix,
-            "" if config.concurrency is None else config.concurrency,
-            "" if rate is None else rate.limit, "" if rate is None else repr(rate.period),
-            self._lost_json, self.retention(queue), config.concurrency_per_key,
-        ]
+        return [repr(now), str(count), repr(now + self.settings.lease), token_prefix, *tail[1]]
 
     def _claimed(self, queue: str, reply: Any) -> tuple[list[tuple[Envelope, str]], float | None]:
         flat, hint, followed = reply
         for job_id in followed:  # leases that ran out for good ended these jobs
             self.follow_up(JobRef(queue=queue, id=job_id))
         claimed: list[tuple[Envelope, str]] = []
-        for i in range(0, len(flat), 4):
-            job_id, raw, attempt, token = flat[i:i + 4]
+        fields = iter(flat)  # id, envelope json, attempt, token: four per job
+        for job_id, raw, attempt, token in zip(fields, fields, fields, fields):
             try:
                 claimed.append((envelope_of(job_id, queue, raw, attempt), token))
             except UnsupportedEnvelope as exc:

@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, decode_envelope
 from jobqueue.options import QueueConfig
 from jobqueue.runner import Outcome
@@ -30,29 +28,34 @@ def retention_spec(config: QueueConfig) -> str:
 
 
 def envelope_of(job_id: str, queue: str, raw: str, attempt: str | None) -> Envelope:
-    """The envelope a worker runs: the stored JSON with the attempt counted in Redis."""
-    envelope = _decoded(raw, int(attempt) if attempt else None)
-    if envelope.id != job_id or envelope.queue != queue:
-        envelope = envelope.model_copy(update={"id": job_id, "queue": queue})
-    return envelope
-
-
-def _decoded(raw: str, attempt: int | None) -> Envelope:
-    """``raw`` as an :class:`Envelope` (``attempt``: Redis's count, over the stored one), or UnsupportedEnvelope.
+    """The envelope a worker runs: the stored JSON with the attempt counted in Redis.
 
     The usual envelope (shallow: fewer opening brackets than the depth limit) is parsed and validated in one
     step by pydantic; anything it refuses goes through :func:`decode_envelope`, which says what is wrong in the
     words the worker records (and is the one path for a deep one, which it walks).
     """
-    if (attempt is None or attempt >= 1) and raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH:
+    count = int(attempt) if attempt else None
+    if (count is None or count >= 1) and raw.count("{") + raw.count("[") <= MAX_ENVELOPE_DEPTH:
         try:
-            envelope = Envelope.model_validate_json(raw)
-        except (ValidationError, ValueError):
-            pass  # the slow path below raises UnsupportedEnvelope with the reason
+            envelope: Envelope = _validate_json(raw)  # Envelope.model_validate_json, without its keyword plumbing
+        except ValueError:  # pydantic's ValidationError among them; the slow path below says what is wrong
+            envelope = _decoded(raw, count)
         else:
-            if attempt is not None and envelope.attempt != attempt:
-                envelope = envelope.model_copy(update={"attempt": attempt})
-            return envelope
+            if count is not None and envelope.attempt != count:
+                envelope = envelope.model_copy(update={"attempt": count})
+    else:
+        envelope = _decoded(raw, count)
+    if envelope.id != job_id or envelope.queue != queue:
+        envelope = envelope.model_copy(update={"id": job_id, "queue": queue})
+    return envelope
+
+
+_validate_json = Envelope.__pydantic_validator__.validate_json
+
+
+def _decoded(raw: str, attempt: int | None) -> Envelope:
+    """``raw`` as an :class:`Envelope` through :func:`decode_envelope` (``attempt``: Redis's count, over the
+    stored one), or UnsupportedEnvelope naming what is wrong."""
     return decode_envelope(raw, attempt=attempt) if attempt is not None else decode_envelope(raw)
 
 
@@ -106,22 +109,30 @@ def expired(status: JobStatus, config: QueueConfig, now: float) -> bool:
     return rule.max_age is not None and now - status.finished_at > rule.max_age
 
 
+_COMPLETED = JobState.COMPLETED
+_DELAYED = JobState.DELAYED
+_SMALL = [str(n) for n in range(100)]  # attempt counts as text, without a str() call per outcome
+
+
 def outcome_args(job_id: str, token: str, envelope: Envelope, outcome: Outcome) -> list[str]:
     """What ``finish.lua`` is told of one outcome: id, token, outcome, envelope json|'', attempt, not_before|'',
     result json|'', error json|'' (the cycle script's ARGV per outcome; see :func:`finish_args`)."""
+    state = outcome.state
+    error = "" if outcome.error is None else outcome.error.model_dump_json()
+    if state is _COMPLETED:
+        result = outcome.result
+        attempt = envelope.attempt
+        return [job_id, token, "completed", "", _SMALL[attempt] if 0 <= attempt < 100 else str(attempt), "",
+                "null" if result is None else json.dumps(result), error]
     new_env = ""
-    attempt = str(envelope.attempt)
+    attempt_text = str(envelope.attempt)
     not_before = ""
-    if outcome.state is JobState.DELAYED:
+    if state is _DELAYED:
         nxt = envelope.next_attempt(outcome.retry_at)
         new_env = nxt.encode()
-        attempt = str(nxt.attempt)
+        attempt_text = str(nxt.attempt)
         not_before = "" if outcome.retry_at is None else repr(outcome.retry_at)
-    result = ""
-    if outcome.state is JobState.COMPLETED:
-        result = "null" if outcome.result is None else json.dumps(outcome.result)
-    error = outcome.error.model_dump_json() if outcome.error is not None else ""
-    return [job_id, token, outcome.state.value, new_env, attempt, not_before, result, error]
+    return [job_id, token, state.value, new_env, attempt_text, not_before, "", error]
 
 
 def finish_args(
