@@ -41,16 +41,24 @@ class Hooks:
 
     def __init__(self) -> None:
         self._hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
+        #: per hook name, the hooks' filters (None: the hook wants every job's events)
+        self._filters: dict[str, list[Callable[[Envelope], bool] | None]] = {name: [] for name in HOOK_NAMES}
 
-    def add(self, name: HookName, hook: Hook) -> Hook:
+    def add(self, name: HookName, hook: Hook, *, applies: Callable[[Envelope], bool] | None = None) -> Hook:
+        """Call ``hook`` with every ``name`` event; ``applies``, if given, tells for which jobs the hook may care
+        (an event no hook may care about is not built: see :meth:`wants`). The hook still gets every event."""
         if name not in self._hooks:
             raise ValueError(f"unknown hook {name!r}; known: {', '.join(HOOK_NAMES)}")
         self._hooks[name].append(hook)
+        self._filters[name].append(applies)
         return hook
 
-    def wants(self, name: HookName) -> bool:
-        """Whether any hook listens to ``name`` (so an event need not even be built)."""
-        return bool(self._hooks[name])
+    def wants(self, name: HookName, envelope: Envelope | None = None) -> bool:
+        """Whether any hook listens to ``name`` (for ``envelope``'s job, if given), so an event need not even be built."""
+        filters = self._filters[name]
+        if envelope is None or not filters:
+            return bool(filters)
+        return any(applies is None or applies(envelope) for applies in filters)
 
     def emit(self, event: JobEvent) -> None:
         for hook in self._hooks[event.kind]:

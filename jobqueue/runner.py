@@ -213,7 +213,7 @@ class JobRunner:
         state = outcome.state
         kind: HookName = "job_completed" if state is _COMPLETED else _EVENT_OF[state]
         hooks = self.app.hooks
-        if hooks.wants(kind):
+        if hooks.wants(kind, envelope):
             hooks.emit(JobEvent(kind, envelope, outcome.result, outcome.error, outcome.retry_at, outcome.duration))
         return outcome
 

@@ -40,6 +40,7 @@ from jobqueue.webhook_allow import AllowList
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
+    from jobqueue.envelope import Envelope
 
 logger = logging.getLogger("jobqueue.webhooks")
 
@@ -177,7 +178,7 @@ class Webhooks:
         if self.url:
             self.enable()
         for kind in EVENT_TYPES:
-            app.hooks.add(kind, self._on_event)  # type: ignore[arg-type]
+            app.hooks.add(kind, self._on_event, applies=self.applies_to)  # type: ignore[arg-type]
 
     def enable(self) -> None:
         """Declare the internal queue ``jobqueue-webhooks``, so workers serve it and ``jobqueue sam export`` creates it.
@@ -219,6 +220,10 @@ class Webhooks:
             return job_url
         config = self.app.queues.get(queue)
         return (config.webhook if config is not None else None) or self.url
+
+    def applies_to(self, envelope: Envelope) -> bool:
+        """Whether events of ``envelope``'s job may go anywhere (else the hooks need not build them)."""
+        return envelope.queue != WEBHOOK_QUEUE and bool(self.url_for(envelope.queue, envelope.webhook))
 
     def is_allowed(self, url: str) -> bool:
         """Whether events may be POSTed to ``url``: one of the app's own URLs, or matched by the allow list."""

@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobqueue import FakeClock, JobQueue, JobState
+from jobqueue.envelope import Envelope
 from jobqueue.webhooks import WEBHOOK_QUEUE, sign, verify_request, verify_signature
 
 SECRET = "whsec-test"
@@ -167,6 +168,28 @@ def test_no_url_means_no_delivery_job() -> None:
     quiet.enqueue(email="a")
     app.backend.run_until_empty()
     assert app.stats(WEBHOOK_QUEUE).counts == {state: 0 for state in JobState}
+
+
+def test_no_event_is_built_for_a_job_whose_events_go_nowhere(receiver: Receiver) -> None:
+    app, signup = make_app("memory", receiver.url, allow=[receiver.url])
+    app.queue("quiet")
+    built: list[str] = []
+    app.hooks.add("job_completed", lambda event: built.append(event.job_id), applies=lambda env: env.queue == "signups")
+
+    @app.job(queue="quiet")
+    def hush(payload: Signup) -> None:
+        return None
+
+    quiet = Envelope(id="q", name="hush", queue="quiet")
+    assert not app.webhooks.applies_to(quiet) and not app.hooks.wants("job_completed", quiet)
+    assert app.hooks.wants("job_completed")  # some job's events are wanted
+    assert app.webhooks.applies_to(quiet.model_copy(update={"webhook": receiver.url}))
+    assert not app.webhooks.applies_to(Envelope(id="w", name="jobqueue.webhook", queue=WEBHOOK_QUEUE))
+
+    loud, silent, own = signup.enqueue(email="a"), hush.enqueue(email="b"), hush.enqueue(email="c", _webhook=receiver.url)
+    app.backend.run_until_empty()
+    assert silent.id not in built and set(built) == {loud.id, own.id}  # a filtered hook gets every event that is built
+    assert sorted(e["job"]["id"] for e in receiver.events()) == sorted([loud.id, own.id])
 
 
 def test_receiver_down_does_not_fail_the_job_and_delivery_retries_with_backoff() -> None:
