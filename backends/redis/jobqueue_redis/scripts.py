@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 NAMES = (
     "enqueue", "enqueue_many", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
@@ -69,7 +73,12 @@ return {{done, claimed}}
 
 
 def _load(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return _lua_dir().joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _lua_dir() -> Traversable:
+    return resources.files(__package__).joinpath("lua")
 
 
 class Script:
@@ -100,7 +109,10 @@ class Script:
 
 
 class Scripts:
-    """All scripts, each with the shared prelude prepended."""
+    """All scripts, each with the shared prelude prepended.
+
+    A script is read and hashed on first use (a worker starts with only ``cycle``); :meth:`all` builds every one.
+    """
 
     enqueue: Script
     enqueue_many: Script
@@ -122,17 +134,27 @@ class Scripts:
     cycle: Script
 
     def __init__(self) -> None:
-        prelude = _load("_lib")
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
-        self._all = [Script(name, prelude + "\n" + _load(name)) for name in NAMES]
-        cycle = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
-        self._all.append(Script("cycle", prelude + "\n" + cycle))
-        for script in self._all:
-            setattr(self, script.name, script)
+
+    def __getattr__(self, name: str) -> Script:  # only for a script not built yet
+        if name == "cycle":
+            text = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
+        elif name in NAMES:
+            text = _load(name)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        # setdefault: two threads building the same script keep one object (callers compare scripts with `is`)
+        script: Script = self.__dict__.setdefault(name, Script(name, _prelude() + "\n" + text))
+        return script
 
     def all(self) -> list[Script]:
-        return list(self._all)
+        return [getattr(self, name) for name in (*NAMES, "cycle")]
+
+
+@functools.cache
+def _prelude() -> str:
+    return _load("_lib")
 
 
 def is_noscript(value: Any) -> bool:
