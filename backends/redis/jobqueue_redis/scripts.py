@@ -19,6 +19,12 @@ NAMES = (
     "link", "resolve", "parents", "followups", "group",
 )
 
+#: what finish.lua answers (cancel.lua: the first) when the job ended with a follow-up to run: it has dependents...
+FOLLOW_UP = 2
+#: ... or it is a group member without dependents (none can come later: a parent's end is frozen)
+FOLLOW_UP_GROUP = 3
+FOLLOW_UPS = (FOLLOW_UP, FOLLOW_UP_GROUP)
+
 #: how many ARGV items one finish.lua call takes
 FINISH_ARGC = 11
 #: finish.lua's arguments that are the same for every outcome of one queue (now, retention, capped) go once in
