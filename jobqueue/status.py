@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobqueue.states import JobState
 
+# The models after ErrorInfo are built (their validators and serializers) on first use (defer_build): a worker
+# or a Lambda handler seldom needs them, and building them cost every process start about a millisecond each.
+
 
 class ErrorInfo(BaseModel):
     """Why an attempt failed: the exception's type and message, and its traceback."""
@@ -25,6 +28,8 @@ class ErrorInfo(BaseModel):
 
 class JobStatus(BaseModel):
     """A snapshot of one job."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str
     name: str
@@ -52,6 +57,8 @@ class JobStatus(BaseModel):
 class QueueStats(BaseModel):
     """Counts per state of one queue, and whether it is paused."""
 
+    model_config = ConfigDict(defer_build=True)
+
     queue: str
     counts: dict[JobState, int]
     paused: bool = False
@@ -63,6 +70,8 @@ class QueueStats(BaseModel):
 class Health(BaseModel):
     """Whether the backend can take and run jobs."""
 
+    model_config = ConfigDict(defer_build=True)
+
     status: Literal["healthy", "degraded", "unhealthy"]
     backend: str
     broker_reachable: bool
@@ -72,6 +81,8 @@ class Health(BaseModel):
 
 class Throughput(BaseModel):
     """Jobs of one queue that finished per minute, oldest minute first; the last minute is the current one."""
+
+    model_config = ConfigDict(defer_build=True)
 
     queue: str
     minutes: int
@@ -84,6 +95,8 @@ class Throughput(BaseModel):
 class JobPage(BaseModel):
     """One page of a job listing; pass ``next_cursor`` back for the next page (None: last page)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     jobs: list[JobStatus]
     next_cursor: str | None = None
 
@@ -91,7 +104,7 @@ class JobPage(BaseModel):
 class EnqueueReceipt(BaseModel):
     """What a backend answers for one enqueued envelope: the id, and whether it made a new job."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     created: bool = True

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import gc
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -69,3 +72,17 @@ def test_health_and_worker_on_in_process_backends() -> None:
     assert code == 0 and out["status"] == "healthy" and out["backend"] == "memory"
     result = CliRunner().invoke(main, ["--app", "tests.unit.cli_app:app", "worker", "--burst"])
     assert result.exit_code == 1 and "does not support 'worker'" in result.output
+
+
+def test_worker_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """``worker`` loads the app with the collector paused and freezes what it loaded; run in-process, it undoes both."""
+    for app in ("tests.unit.cli_app:app", "no.such.module:app"):
+        result = CliRunner().invoke(main, ["--app", app, "worker", "--burst"])
+        assert result.exit_code == 1
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_importing_the_cli_leaves_the_app_graph_to_the_app() -> None:
+    code = "import sys, jobqueue.cli; print(sorted(m for m in ('jobqueue.app', 'pydantic') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,19 +18,27 @@ from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome, error_info
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
-from jobqueue.workflows.store import Followup, end_of
-from jobqueue_redis.codec import envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
+from jobqueue_redis.codec import encode_ref, envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.keys import QueueKeys
-from jobqueue_redis.scripts import Script, Scripts, arun_pipeline, is_noscript, run_pipeline
+from jobqueue_redis.scripts import (
+    FOLLOW_UP,
+    FOLLOW_UP_GROUP,
+    FOLLOW_UPS,
+    Script,
+    Scripts,
+    arun_pipeline,
+    is_noscript,
+    run_pipeline,
+)
 from jobqueue_redis.settings import RedisSettings
-from jobqueue_redis.workflows import FOLLOW_UP, FOLLOW_UP_GROUP, FOLLOW_UPS, RedisWorkflowStore, encode_ref
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
     from jobqueue.options import QueueConfig
     from jobqueue.schedules.store import ScheduleStore
     from jobqueue_redis.fallback import InlineFallback
+    from jobqueue_redis.workflows import RedisWorkflowStore
 
 logger = logging.getLogger("jobqueue.redis")
 
@@ -79,7 +88,8 @@ class RedisBackend(Backend):
         self.scripts = Scripts()
         self._fallback: InlineFallback | None = None  # built when Redis is first unreachable at enqueue
         self._keys: dict[str, QueueKeys] = {}
-        self._workflows = RedisWorkflowStore(self)
+        self._workflows: RedisWorkflowStore | None = None  # built on first use: most jobs never need it
+        self._workflows_lock = threading.Lock()
         self._retention: dict[str, tuple[Any, str]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -402,7 +412,15 @@ class RedisBackend(Backend):
 
     def workflow_store(self) -> RedisWorkflowStore:
         """Dependencies, groups and follow-ups in Redis (see :mod:`jobqueue_redis.workflows`)."""
-        return self._workflows
+        store = self._workflows
+        if store is None:
+            with self._workflows_lock:  # one store: it remembers which jobs ended without dependents
+                if self._workflows is None:
+                    from jobqueue_redis.workflows import RedisWorkflowStore
+
+                    self._workflows = RedisWorkflowStore(self)
+                store = self._workflows
+        return store
 
     def follow_up(self, job: JobRef) -> None:
         """Tell the dependents and group of a job that just ended (call after the step that ended it was applied).
@@ -410,7 +428,7 @@ class RedisBackend(Backend):
         Errors are logged, never raised: the follow-up stays recorded and the workers' recovery runs it again.
         """
         try:
-            followup = self._workflows.followup(job)
+            followup = self.workflow_store().followup(job)
             if followup is not None:
                 self.app.workflows.after_end(followup)
         except Exception:
@@ -423,10 +441,12 @@ class RedisBackend(Backend):
         """
         if answer not in FOLLOW_UPS:
             return
+        from jobqueue.workflows.store import Followup, end_of
+
         state = JobState.CANCELLED if outcome.state is JobState.DELAYED else outcome.state
         followup = Followup(envelope=envelope, end=end_of(state, outcome.error, outcome.result))
         if answer == FOLLOW_UP_GROUP:
-            self._workflows.note_childless(envelope.ref)
+            self.workflow_store().note_childless(envelope.ref)
         try:
             self.app.workflows.after_end(followup)
         except Exception:
@@ -436,7 +456,7 @@ class RedisBackend(Backend):
         """Run the follow-ups of ``queues`` recorded at least ``older_than`` seconds ago; returns how many ran."""
         ran = 0
         for queue in queues:
-            for followup in self._workflows.pending_followups(queue, older_than):
+            for followup in self.workflow_store().pending_followups(queue, older_than):
                 try:
                     self.app.workflows.after_end(followup)
                     ran += 1

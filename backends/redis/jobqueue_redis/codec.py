@@ -8,9 +8,15 @@ from typing import Any
 
 from jobqueue.envelope import MAX_ENVELOPE_DEPTH, Envelope, decode_envelope
 from jobqueue.options import QueueConfig
+from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo, JobStatus
+
+
+def encode_ref(ref: JobRef) -> str:
+    """A job reference as the scripts store it (members of ``deps:<id>`` and ``dependents:<id>``)."""
+    return json.dumps([ref.queue, ref.id], separators=(",", ":"))
 
 
 def num(value: str | None) -> float | None:

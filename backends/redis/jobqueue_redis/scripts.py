@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from jobqueue_redis.prelude import lean, statements
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 NAMES = (
     "enqueue", "enqueue_many", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
     "link", "resolve", "parents", "followups", "group",
 )
+
+#: what finish.lua answers (cancel.lua: the first) when the job ended with a follow-up to run: it has dependents...
+FOLLOW_UP = 2
+#: ... or it is a group member without dependents (none can come later: a parent's end is frozen)
+FOLLOW_UP_GROUP = 3
+FOLLOW_UPS = (FOLLOW_UP, FOLLOW_UP_GROUP)
 
 #: how many ARGV items one finish.lua call takes
 FINISH_ARGC = 11
@@ -71,7 +81,12 @@ return {{done, claimed}}
 
 
 def _load(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return _lua_dir().joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _lua_dir() -> Traversable:
+    return resources.files(__package__).joinpath("lua")
 
 
 class Script:
@@ -102,7 +117,10 @@ class Script:
 
 
 class Scripts:
-    """All scripts, each with what it uses of the shared prelude prepended (see :mod:`jobqueue_redis.prelude`)."""
+    """All scripts, each with what it uses of the shared prelude prepended (see :mod:`jobqueue_redis.prelude`).
+
+    A script is read and hashed on first use (a worker starts with only ``cycle``); :meth:`all` builds every one.
+    """
 
     enqueue: Script
     enqueue_many: Script
@@ -124,17 +142,27 @@ class Scripts:
     cycle: Script
 
     def __init__(self) -> None:
-        prelude = statements(_load("_lib"))
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
         self.loaded: set[int] = set()
-        bodies = {name: _load(name) for name in NAMES}
-        bodies["cycle"] = _CYCLE.format(finish=bodies["finish"], claim=bodies["claim"], argc=CYCLE_ARGC)
-        self._all = [Script(name, lean(prelude, body) + "\n" + body) for name, body in bodies.items()]
-        for script in self._all:
-            setattr(self, script.name, script)
+
+    def __getattr__(self, name: str) -> Script:  # only for a script not built yet
+        if name == "cycle":
+            text = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
+        elif name in NAMES:
+            text = _load(name)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        # setdefault: two threads building the same script keep one object (callers compare scripts with `is`)
+        script: Script = self.__dict__.setdefault(name, Script(name, lean(_prelude(), text) + "\n" + text))
+        return script
 
     def all(self) -> list[Script]:
-        return list(self._all)
+        return [getattr(self, name) for name in (*NAMES, "cycle")]
+
+
+@functools.cache
+def _prelude() -> list[tuple[str, str]]:
+    return statements(_load("_lib"))
 
 
 def is_noscript(value: Any) -> bool:

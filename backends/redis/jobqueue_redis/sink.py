@@ -14,7 +14,7 @@ from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable
 from jobqueue.runner import Outcome
 from jobqueue_redis.connection import TRANSIENT
-from jobqueue_redis.workflows import FOLLOW_UPS
+from jobqueue_redis.scripts import FOLLOW_UPS
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend

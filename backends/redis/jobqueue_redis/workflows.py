@@ -25,23 +25,11 @@ from jobqueue.workflows.store import (
     dependency_error,
     end_of,
 )
-from jobqueue_redis.codec import envelope_of
+from jobqueue_redis.codec import encode_ref, envelope_of
 from jobqueue_redis.scripts import Script
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend
-
-#: what finish.lua answers (cancel.lua: the first) when the job ended with a follow-up to run: it has dependents...
-FOLLOW_UP = 2
-#: ... or it is a group member without dependents (none can come later: a parent's end is frozen)
-FOLLOW_UP_GROUP = 3
-FOLLOW_UPS = (FOLLOW_UP, FOLLOW_UP_GROUP)
-
-
-def encode_ref(ref: JobRef) -> str:
-    """A job reference as the scripts store it (members of ``deps:<id>`` and ``dependents:<id>``)."""
-    return json.dumps([ref.queue, ref.id], separators=(",", ":"))
-
 
 def decode_ref(raw: str) -> JobRef:
     queue, job_id = json.loads(raw)
