@@ -176,8 +176,7 @@ class JobRunner:
         return job_logger
 
     def _context(self, envelope: Envelope, sink: AttemptSink) -> JobContext:
-        job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
-        return attempt_context(envelope, sink, self.app, job_logger)  # its logger adapter is built on first use
+        return attempt_context(envelope, sink, self.app, self._job_logger(envelope.name))  # its adapter is built on first use
 
     def _outcome_for_error(self, envelope: Envelope, job: JobDefinition[Any] | None, exc: BaseException, started: float) -> Outcome:
         duration = _perf_counter() - started
@@ -239,12 +238,21 @@ class JobRunner:
 
     def _begin(self, envelope: Envelope, sink: AttemptSink) -> tuple[JobDefinition[Any], BaseModel | None, JobContext] | Outcome:
         """Resolve and validate, then announce the start; an :class:`Outcome` if the job cannot start."""
-        prepared = self._prepare(envelope)
-        if isinstance(prepared, Outcome):
-            return prepared
-        if self.app.hooks.wants("job_started"):
-            self.app.hooks.emit(JobEvent("job_started", envelope))
-        return prepared[0], prepared[1], self._context(envelope, sink)
+        job = self.app.registry.get(envelope.name)
+        if job is None or envelope.v > ENVELOPE_VERSION:  # cannot start, most likely: _prepare says why
+            prepared = self._prepare(envelope)
+            if isinstance(prepared, Outcome):
+                return prepared
+            job, payload = prepared
+        else:  # the usual case (once per attempt on every backend): only the payload is left to check
+            try:
+                payload = job.validate_payload(envelope.payload)
+            except InvalidPayload as exc:
+                return _refused(exc)
+        hooks = self.app.hooks
+        if hooks.wants("job_started"):
+            hooks.emit(JobEvent("job_started", envelope))
+        return job, payload, self._context(envelope, sink)
 
     def attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
         """Run one attempt of ``envelope`` (already claimed) and decide its outcome, without recording it.
@@ -262,23 +270,10 @@ class JobRunner:
         return self._finish(envelope, self._attempt(envelope, sink), sink)
 
     def _attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
-        app = self.app
-        job = app.registry.get(envelope.name)
-        if job is None or envelope.v > ENVELOPE_VERSION:  # cannot start, most likely: _begin says why
-            begun = self._begin(envelope, sink)
-            if isinstance(begun, Outcome):
-                return begun
-            job, payload, ctx = begun
-        else:  # _begin, inlined (once per attempt on every backend)
-            try:
-                payload = job.validate_payload(envelope.payload)
-            except (UnsupportedEnvelope, UnknownJob, InvalidPayload) as exc:
-                return _refused(exc)
-            hooks = app.hooks
-            if hooks.wants("job_started"):
-                hooks.emit(JobEvent("job_started", envelope))
-            job_logger = self._loggers.get(envelope.name) or self._job_logger(envelope.name)
-            ctx = attempt_context(envelope, sink, app, job_logger)  # its logger adapter is built on first use
+        begun = self._begin(envelope, sink)
+        if isinstance(begun, Outcome):
+            return begun
+        job, payload, ctx = begun
         started = _perf_counter()
         try:
             if job.is_async:
@@ -287,9 +282,7 @@ class JobRunner:
                 value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
                 value = job.invoke(payload, ctx)
-            result = value if value is None else encode_result(value, job.name)
-            outcome: Outcome = _new_tuple(Outcome, (_COMPLETED, result, None, None, _perf_counter() - started))  # _completed, inlined
-            return outcome
+            return _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
         except Exception as exc:
             return self._outcome_for_error(envelope, job, exc, started)
 

@@ -91,6 +91,7 @@ class RedisBackend(Backend):
         self._workflows: RedisWorkflowStore | None = None  # built on first use: most jobs never need it
         self._workflows_lock = threading.Lock()
         self._retention: dict[str, tuple[Any, str]] = {}
+        self._claim_tails: dict[str, tuple[QueueConfig, list[str]]] = {}  # per queue: its config, claim.lua's last 6 ARGV
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -536,7 +537,6 @@ class RedisBackend(Backend):
         return self._claimed(queue, claimed) if claimed else ([], None)
 
     _lost_json: str | None = None
-    _claim_tails: dict[str, tuple[QueueConfig, list[str]]] | None = None  # per queue: its config, then claim.lua's last 6 ARGV
 
     def _claim_args(self, queue: str, count: int, token_prefix: str, now: float | None = None) -> list[Any]:
         """claim.lua's ARGV, every one as text already (so :meth:`_run`'s ``str()`` pass leaves them as they are).
@@ -545,8 +545,6 @@ class RedisBackend(Backend):
         """
         config = self.app.queue_config(queue)
         tails = self._claim_tails
-        if tails is None:
-            tails = self._claim_tails = {}
         tail = tails.get(queue)
         if tail is None or tail[0] is not config:
             if self._lost_json is None:
