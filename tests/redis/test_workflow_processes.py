@@ -80,7 +80,7 @@ def test_a_worker_killed_between_a_parents_end_and_its_childs_release_is_recover
         # recovery releases the child, then clears the follow-up and logs: the child may finish before either.
         # Read the follow-ups' set directly: pending_followups() marks what it returns as handed out now, so
         # polling it would keep the follow-up too young for the worker's recovery to take it again
-        followups = backend.keys("wf-parents").base + "followups"  # type: ignore[attr-defined]
+        followups = backend.keys("wf-parents").set("followups")  # type: ignore[attr-defined]
         lab.wait_for("recovery to clear the follow-up", lambda: lab.log.zcard(followups) == 0, timeout=10)
         lab.wait_for("recovery to log its work", lambda: "recovered 1 workflow step" in lab.logs(), timeout=10)
         assert [tag for tag, _, _ in lab.runs()] == ["parent", "child"]
