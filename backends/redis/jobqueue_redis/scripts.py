@@ -74,8 +74,11 @@ if at <= #ARGV then
 end
 end_batch()
 -- a claim that left nothing waiting: the wake-ups queued so far are stale (whoever took them would find
--- nothing); drop them. Anything enqueued or promoted later pushes its own.
-if at <= #ARGV and redis.call('ZCARD', WAITING) == 0 then redis.call('DEL', SIGNAL) end
+-- nothing); drop them. Anything enqueued or promoted later pushes its own. A claim that got all it asked
+-- for skips the look (it likely left work waiting; a stale wake-up costs a worker one empty claim).
+if claimed and #claimed[1] < 4 * tonumber(ARGV[at + 1]) and redis.call('ZCARD', WAITING) == 0 then
+  redis.call('DEL', SIGNAL)
+end
 return {{done, claimed}}
 """
 

@@ -36,6 +36,9 @@ class RedisSettings:
     socket_timeout: float = 5.0
     #: total seconds a producer call keeps retrying before :class:`BrokerUnavailable`
     retry_for: float = 2.0
+    #: jobs a worker claims ahead of its free slots while its jobs are quick (under a millisecond each), as a
+    #: multiple of its concurrency: one call then records and claims twice as many (0: only free slots)
+    prefetch: float = 1.0
     #: seconds a worker blocks on a queue's wake-up list per call
     block: float = 1.0
     #: seconds an idle worker waits at most between two looks at its queues (a safety net)
@@ -85,6 +88,8 @@ class RedisSettings:
         for name in ("lease", "connect_timeout", "socket_timeout", "block", "idle_poll", "recover_every"):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):  # NaN fails the first test
                 raise ConfigurationError(f"Redis option {name} must be a finite number > 0, not {getattr(self, name)!r}")
+        if not 0 <= self.prefetch <= 100:  # NaN fails too
+            raise ConfigurationError(f"Redis option prefetch must be a number from 0 to 100, not {self.prefetch!r}")
         for name in ("retry_for", "ack_retry_for", "degraded_for", "recover_after"):
             if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
                 raise ConfigurationError(f"Redis option {name} must be a finite number >= 0, not {getattr(self, name)!r}")
@@ -125,12 +130,13 @@ def _convert(variable: str, raw: str, kind: Any) -> Any:
         if raw.lower() in _FALSE:
             return False
         raise ConfigurationError(f"{variable}={raw!r}: expected true or false")
+    unit = " (a multiple of the concurrency)" if variable.endswith("_PREFETCH") else " of seconds"
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(f"{variable}={raw!r}: expected a number of seconds") from None
+        raise ConfigurationError(f"{variable}={raw!r}: expected a number{unit}") from None
     if not math.isfinite(value):
-        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number of seconds")
+        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number{unit}")
     return value
 
 

@@ -36,6 +36,8 @@ logger = logging.getLogger("jobqueue.redis.worker")
 WATCH = 0.002
 #: at most this long the heartbeat and other helpers wait for the worker's first claim before starting (seconds)
 FIRST_CLAIM_WAIT = 1.0
+#: jobs count as quick (see ``prefetch`` in :class:`Worker`) while a batch runs in under this long per job (seconds)
+QUICK = 0.001
 
 
 class _Loop:
@@ -67,6 +69,8 @@ class Worker:
     ``grace`` is how long a stopping worker lets active jobs finish (default ``JOBQUEUE_SHUTDOWN_GRACE``);
     what still runs after it goes back to waiting. A ``def`` job past its timeout has its attempt failed and
     its thread abandoned (Python cannot kill a thread); an ``async def`` job past its timeout is cancelled.
+    While jobs are quick, each claim also takes ``JOBQUEUE_REDIS_PREFETCH`` x ``concurrency`` jobs ahead of the
+    free slots (held under their leases, started as threads free up: never more than ``concurrency`` at once).
     """
 
     def __init__(
@@ -123,6 +127,11 @@ class Worker:
         self._helpers: list[threading.Thread] = []
         self._listens = False
         self._first_claim = threading.Event()  # the first claim came back (or failed, or the worker stops)
+        # jobs claimed ahead of the free slots while jobs are quick; never for async jobs, which all start at once
+        ahead = round(backend.settings.prefetch * concurrency)
+        self._ahead = 0 if any(job.is_async for job in self.app.registry.values()) else ahead
+        self._claimed_at = 0.0  # when the last claim came back...
+        self._claimed = 0  # ... and how many jobs it brought
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -380,6 +389,7 @@ class Worker:
         key = (envelope.queue, envelope.id)
         job = self.app.registry.get(envelope.name)
         if job is not None and job.is_async:
+            self._ahead = 0  # an async job starts at once: only free slots bound how many run
             future = self._event_loop().submit(self.runner.aexecute(envelope, self.sink))
             with self._lock:
                 if key in self._active:
@@ -404,6 +414,8 @@ class Worker:
             finished, self._outbox = self._outbox, []
             since = self._outbox_since
             want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
+            if want > 0 and self._ahead and self._quick(len(finished)):
+                want += self._ahead
             if not finished and want <= 0:
                 return False
             self._fetching = True
@@ -430,6 +442,12 @@ class Worker:
         if again and len(got) < want:
             return self._cycle() or bool(got or finished)
         return bool(got or finished)
+
+    def _quick(self, finished: int) -> bool:
+        """Whether the line ran dry quickly: this thread ran every job of the last claim, in under QUICK each
+        (called under the lock). Then claiming ahead costs a held job at most a batch's few milliseconds."""
+        return (not self._line and not self._running and finished >= self._claimed > 0
+                and time.monotonic() - self._claimed_at < QUICK * self._claimed)
 
     def _fetching_done(self) -> bool:
         """The cycle is over; True if another thread asked for one meanwhile."""
@@ -481,6 +499,8 @@ class Worker:
             return
         self.sink.hold_many(jobs)
         with self._lock:
+            self._claimed_at = time.monotonic()
+            self._claimed = len(jobs)
             for envelope, token in jobs:
                 self._active[(envelope.queue, envelope.id)] = None
             self._line.extend(jobs)

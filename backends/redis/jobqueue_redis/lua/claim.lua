@@ -47,7 +47,8 @@ local function hint()
   return best
 end
 
-local function reply(jobs, extra)
+local function reply(jobs, extra, full)
+  if full then return {jobs, '', followed} end  -- the caller comes back for more soon: no hint needed
   local best = hint()
   if extra and (not best or extra < best) then best = extra end
   return {jobs, best and string.format('%.6f', best) or '', followed}
@@ -108,4 +109,4 @@ for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded numbe
 end
 zadd_many(ACTIVE, leases)
 if limit and taken > 0 then redis.call('HINCRBY', RATE, 'count', taken) end
-return reply(jobs, nil)
+return reply(jobs, nil, taken >= want)

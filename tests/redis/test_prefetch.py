@@ -1,0 +1,139 @@
+"""Claiming ahead (``prefetch``): a worker whose jobs are quick claims twice its free slots per call, never more
+running at once than its concurrency; slow jobs and async jobs get only the free slots. And the claim's shortcuts
+when it got all it asked for."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jobqueue_redis import RedisBackend, Worker
+from pydantic import BaseModel
+
+from jobqueue import JobQueue, JobState
+from jobqueue.errors import ConfigurationError
+from tests.redis_servers import RedisServer
+
+
+class Nap(BaseModel):
+    seconds: float = 0.0
+
+
+def _app(url: str, **options: Any) -> JobQueue:
+    made = JobQueue(backend=RedisBackend(url, prefix=f"jqp-{uuid.uuid4().hex[:8]}", **options))
+    made.queue("p")
+    return made
+
+
+@pytest.fixture
+def app(redis_server: RedisServer) -> Iterator[JobQueue]:
+    made = _app(redis_server.url)
+    yield made
+    made.close()
+
+
+class Claims:
+    """Records the count each cycle call asks to claim, and the most jobs running at once."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.asked: list[int] = []
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+        real = backend.cycle
+
+        def cycle(queue: str, finished: Any, count: int, prefix: str) -> Any:
+            self.asked.append(count)
+            return real(queue, finished, count, prefix)
+
+        backend.cycle = cycle  # type: ignore[method-assign]
+
+    def enter(self) -> None:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+
+def _drain(app: JobQueue, count: int, seconds: float, concurrency: int = 5) -> Claims:
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    claims = Claims(backend)
+
+    @app.job(name="nap", queue="p")
+    def nap(payload: Nap) -> None:
+        claims.enter()
+        try:
+            time.sleep(payload.seconds)
+        finally:
+            claims.leave()
+
+    handles = nap.enqueue_many([{"seconds": seconds}] * count)
+    assert Worker(backend, ["p"], concurrency=concurrency).run_burst() == count
+    assert {h.status().state for h in handles} == {JobState.COMPLETED}
+    return claims
+
+
+def test_quick_jobs_are_claimed_ahead_but_run_no_more_at_once_than_the_concurrency(app: JobQueue) -> None:
+    claims = _drain(app, 300, 0.0)
+    assert max(claims.asked) == 10, "the default prefetch (1.0) claims a second batch's worth while jobs are quick"
+    assert claims.asked.count(10) >= 5
+    assert claims.most <= 5
+
+
+def test_no_claim_ahead_with_prefetch_zero(redis_server: RedisServer) -> None:
+    app = _app(redis_server.url, prefetch=0)
+    try:
+        claims = _drain(app, 100, 0.0)
+        assert max(claims.asked) == 5
+    finally:
+        app.close()
+
+
+def test_slow_jobs_get_only_the_free_slots(app: JobQueue) -> None:
+    claims = _drain(app, 40, 0.004)  # 4 ms each: past a millisecond per job
+    assert max(claims.asked) <= 5
+    assert claims.most <= 5
+
+
+def test_an_app_with_an_async_job_claims_only_for_free_slots(app: JobQueue) -> None:
+    @app.job(name="async_one", queue="other")
+    async def async_one(payload: Nap) -> None:
+        return None
+
+    claims = _drain(app, 100, 0.0)
+    assert max(claims.asked) == 5
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "101"])
+def test_prefetch_out_of_range_is_refused_by_name(value: str) -> None:
+    from jobqueue_redis.settings import RedisSettings
+
+    with pytest.raises(ConfigurationError, match="(?i)prefetch"):
+        RedisSettings.from_environ({"JOBQUEUE_REDIS_PREFETCH": value})
+
+
+def test_a_claim_that_got_all_it_asked_for_skips_the_hint_and_keeps_the_wake_ups(app: JobQueue) -> None:
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    job = app.job(name="idle", queue="p")(lambda payload: None)
+    job.enqueue_many([{}] * 3)
+    later = job.enqueue(_delay=60)
+    signal = backend.keys("p").signal
+
+    _, full, hint = backend.cycle("p", [], 2, "t:1")
+    assert len(full) == 2 and hint is None, "a full claim: the caller comes back soon, no hint needed"
+    assert backend.client.llen(signal) > 0, "a full claim leaves the wake-ups (work is likely still waiting)"
+
+    _, rest, hint = backend.cycle("p", [], 5, "t:2")
+    assert len(rest) == 1
+    # when to look again: the first lease to run out (the claimed jobs'), before the delayed job is due
+    assert hint is not None and time.time() < hint <= (later.status().not_before or 0), "a short claim says when to look again"
+    assert backend.client.llen(signal) == 0, "a short claim that left nothing waiting drops the stale wake-ups"
