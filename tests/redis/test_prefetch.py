@@ -1,4 +1,4 @@
-"""Claiming ahead (``prefetch``): a worker whose jobs are quick claims twice its free slots per call, never more
+"""Claiming ahead (``prefetch``): a worker whose jobs are quick claims four times its free slots per call, never more
 running at once than its concurrency; slow jobs and async jobs get only the free slots. And the claim's shortcuts
 when it got all it asked for."""
 
@@ -83,8 +83,8 @@ def _drain(app: JobQueue, count: int, seconds: float, concurrency: int = 5) -> C
 
 def test_quick_jobs_are_claimed_ahead_but_run_no_more_at_once_than_the_concurrency(app: JobQueue) -> None:
     claims = _drain(app, 300, 0.0)
-    assert max(claims.asked) == 10, "the default prefetch (1.0) claims a second batch's worth while jobs are quick"
-    assert claims.asked.count(10) >= 5
+    assert max(claims.asked) == 20, "the default prefetch (3) claims three more batches' worth while jobs are quick"
+    assert claims.asked.count(20) >= 5
     assert claims.most <= 5
 
 

@@ -37,8 +37,8 @@ class RedisSettings:
     #: total seconds a producer call keeps retrying before :class:`BrokerUnavailable`
     retry_for: float = 2.0
     #: jobs a worker claims ahead of its free slots while its jobs are quick (under a millisecond each), as a
-    #: multiple of its concurrency: one call then records and claims twice as many (0: only free slots)
-    prefetch: float = 1.0
+    #: multiple of its concurrency: one call then records and claims four batches' worth (0: only free slots)
+    prefetch: float = 3.0
     #: seconds a worker blocks on a queue's wake-up list per call
     block: float = 1.0
     #: seconds an idle worker waits at most between two looks at its queues (a safety net)
