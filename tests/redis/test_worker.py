@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from jobqueue_redis import RedisBackend, Worker
@@ -121,3 +121,28 @@ def test_the_first_claim_goes_out_before_the_heartbeat_ticker_and_recovery_start
     monkeypatch.setattr(worker, "_start_helpers", recording_start_helpers)
     assert worker.run_burst() == 3
     assert steps[0] == "claim" and "helpers" in steps
+
+
+def test_after_a_job_on_a_drained_queue_the_worker_blocks_for_work_without_claiming_again(app: JobQueue) -> None:
+    """The call that records an outcome also claims; when it comes back short the queue is drained, so the worker
+    goes back to its blocking wait at once (a second claim would find nothing and delay the next job's pick-up)."""
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    job = app.job(name="once", queue="w")(lambda payload: None)
+    calls: list[tuple[int, int]] = []
+    real = backend.cycle
+
+    def cycle(queue: str, finished: Any, count: int, prefix: str) -> Any:
+        calls.append((len(finished), count))
+        return real(queue, finished, count, prefix)
+
+    backend.cycle = cycle  # type: ignore[method-assign]
+    with Running(app, concurrency=4):
+        calls.clear()  # the worker is idle, blocked on the wake-up list
+        for _ in range(3):
+            assert job.enqueue().wait(timeout=5).state is JobState.COMPLETED
+            time.sleep(0.2)
+    recorded = [i for i, (finished, _) in enumerate(calls) if finished]
+    assert len(recorded) == 3, calls
+    after = [calls[i + 1] for i in recorded if i + 1 < len(calls)]
+    assert not any(finished == 0 for finished, _ in after), f"a claim-only call right after recording an outcome: {calls}"

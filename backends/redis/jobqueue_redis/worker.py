@@ -404,8 +404,8 @@ class Worker:
             return None
 
     def _cycle(self, claim: bool = True) -> bool:
-        """Record the outbox and claim up to the free slots into the line; False if another thread is at it
-        or there was nothing to record and nothing to claim."""
+        """Record the outbox and claim up to the free slots into the line; True if it claimed jobs, or recorded
+        outcomes with nothing left to ask for; False if another thread is at it, or the queue had nothing more."""
         with self._lock:
             if self._fetching:
                 self._again = True  # work may have arrived after that call claimed: it looks once more
@@ -440,8 +440,10 @@ class Worker:
             return bool(finished)
         again = self._fetching_done()
         if again and len(got) < want:
-            return self._cycle() or bool(got or finished)
-        return bool(got or finished)
+            return self._cycle() or bool(got)
+        # a claim that came back short found the queue drained: claiming again at once would find nothing, and
+        # would keep the worker from blocking on the wake-up list (a job arriving meanwhile would wait for it)
+        return bool(got) or (bool(finished) and len(got) >= want)
 
     def _quick(self, finished: int) -> bool:
         """Whether the line ran dry quickly: this thread ran every job of the last claim, in under QUICK each
