@@ -81,3 +81,42 @@ def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
         assert str(fast.value) == str(slow.value)
     with pytest.raises(UnsupportedEnvelope):
         envelope_of("j1", "q", raw, "0")  # Redis's count of attempts is validated too
+
+
+def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_server: RedisServer) -> None:
+    app = JobQueue(backend=RedisBackend(own_server.url, prefix="wake"))
+    app.queue("q")
+
+    @app.job(name="tick", queue="q")
+    def tick(payload: Tick) -> None:
+        pass
+
+    try:
+        backend = app.backend
+        assert isinstance(backend, RedisBackend)
+        client = backend.client
+        later = tick.enqueue(n=0, _delay=60)
+        first = tick.enqueue(n=1)
+        client.script_load(backend.scripts.wake.text)  # as the first wake-up on a fresh server does
+        client.config_resetstat()
+        got = backend.wait_and_claim("q", 1.0, 10, "w:0")
+        assert got is not None
+        claimed, hint = got
+        assert [env.id for env, _ in claimed] == [first.id]
+        # BLPOP, the script call, TIME, the earliest lease and delayed job (one ZRANGE each, reused for the hint),
+        # the pause flag, ZPOPMIN, HMGET and HSET of the job, its lease (ZADD), the stale wake-ups (DEL): the pop that
+        # came back short says the waiting set is empty, so no ZCARD; 14 before
+        assert _commands(client) == 11, client.info("commandstats")
+        lease = client.zscore(backend.keys("q").set("active"), first.id)
+        assert lease is not None and hint == pytest.approx(lease), "the hint: this claim's lease, before the delayed job"
+        assert (later.status().not_before or 0) > lease
+
+        client.zadd(backend.keys("q").set("active"), {first.id: 1.0})  # its lease ran out
+        tick.enqueue(n=2)
+        got = backend.wait_and_claim("q", 1.0, 10, "w:1")
+        assert got is not None
+        again = [env for env, _ in got[0]]
+        assert {env.id for env in again} >= {first.id}, "the wake-up claim reaps a lease that ran out and delivers it again"
+        assert next(env for env in again if env.id == first.id).attempt == 2
+    finally:
+        app.close()

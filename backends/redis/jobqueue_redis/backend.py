@@ -517,24 +517,23 @@ class RedisBackend(Backend):
             return None
         base = self.keys(queue).base
         args = self._claim_args(queue, count, token_prefix)
-        args[0], args[2] = "server", repr(self.settings.lease)
+        args[0], args[2] = "server", repr(self.settings.lease)  # wake.lua reads the server's clock, adds the lease
         client = self.client
         if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
             client = client.get_redis_connection(client.get_node_from_key(base))
         pipe = client.pipeline(transaction=False)
         pipe.blpop([self.keys(queue).signal], timeout=timeout)
-        no_outcomes = (0, "", "", "")  # the cycle's head: no outcomes, so none of the arguments they share
-        pipe.evalsha(self.scripts.cycle.sha, 1, base, *no_outcomes, *[str(a) for a in args])
+        wake = self.scripts.wake
+        pipe.evalsha(wake.sha, 1, base, *args)
         _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
-            if is_noscript(reply):  # a fresh server: load the scripts; the caller's next cycle claims
-                client.script_load(self.scripts.cycle.text)
+            if is_noscript(reply):  # a fresh server: load the script; the caller's next cycle claims
+                client.script_load(wake.text)
                 return [], None
             if str(reply).startswith(("MOVED", "ASK")):
                 return [], None  # the cluster client finds the moved slot on the caller's next cycle
             raise reply
-        _, claimed = reply
-        return self._claimed(queue, claimed) if claimed else ([], None)
+        return self._claimed(queue, reply)
 
     _lost_json: str | None = None
 

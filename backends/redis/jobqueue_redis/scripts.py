@@ -40,8 +40,6 @@ CYCLE_ARGC = FINISH_ARGC - 3
 # nothing). Returns {finish results, claim reply or false}.
 # Wake-ups (LPUSH to the signal list) and retention run once at the end of the call, not once per job; the
 # finished jobs leave the active set and enter their finished sets in one command each before the claim.
-# A claim whose "now" is 'server' uses the server's clock (the wake-up path, pipelined behind a BLPOP: see
-# RedisBackend.wait_and_claim); every other call uses the caller's clock, as every script does.
 _CYCLE = """
 local function finish_one(ARGV)
 {finish}
@@ -63,23 +61,35 @@ end
 flush_batch()  -- the claim counts and reaps the active set: the finished jobs are out of it first
 local claimed = false
 if at <= #ARGV then
-  local args = {{unpack(ARGV, at, #ARGV)}}
-  if args[1] == 'server' then  -- run right after a blocking wait: "now" is when this runs (args[3]: the lease)
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-    args[1] = string.format('%.6f', now)
-    args[3] = string.format('%.6f', now + tonumber(args[3]))
-  end
-  claimed = claim_some(args)
+  claimed = claim_some({{unpack(ARGV, at, #ARGV)}})
 end
 end_batch()
 -- a claim that left nothing waiting: the wake-ups queued so far are stale (whoever took them would find
 -- nothing); drop them. Anything enqueued or promoted later pushes its own. A claim that got all it asked
 -- for skips the look (it likely left work waiting; a stale wake-up costs a worker one empty claim).
-if claimed and #claimed[1] < 4 * tonumber(ARGV[at + 1]) and redis.call('ZCARD', WAITING) == 0 then
+if claimed and #claimed[1] < 4 * tonumber(ARGV[at + 1]) and (drained or redis.call('ZCARD', WAITING) == 0) then
   redis.call('DEL', SIGNAL)
 end
 return {{done, claimed}}
+"""
+
+# The wake-up path's claim (RedisBackend.wait_and_claim), pipelined behind a BLPOP: claim.lua with the server's clock
+# as "now" (args[3]: the lease) and the cycle's stale wake-up check, without the cycle's outcomes and their prelude.
+# Returns claim.lua's reply.
+_WAKE = """
+local function claim_some(ARGV)
+{claim}
+end
+local args = {{unpack(ARGV)}}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+args[1] = string.format('%.6f', now)
+args[3] = string.format('%.6f', now + tonumber(args[3]))
+local claimed = claim_some(args)
+if #claimed[1] < 4 * tonumber(args[2]) and (drained or redis.call('ZCARD', WAITING) == 0) then
+  redis.call('DEL', SIGNAL)
+end
+return claimed
 """
 
 
@@ -143,6 +153,7 @@ class Scripts:
     followups: Script
     group: Script
     cycle: Script
+    wake: Script
 
     def __init__(self) -> None:
         #: ids of the clients whose server(s) got every script loaded by a pipeline run
@@ -151,6 +162,8 @@ class Scripts:
     def __getattr__(self, name: str) -> Script:  # only for a script not built yet
         if name == "cycle":
             text = _CYCLE.format(finish=_load("finish"), claim=_load("claim"), argc=CYCLE_ARGC)
+        elif name == "wake":
+            text = _WAKE.format(claim=_load("claim"))
         elif name in NAMES:
             text = _load(name)
         else:
@@ -160,7 +173,7 @@ class Scripts:
         return script
 
     def all(self) -> list[Script]:
-        return [getattr(self, name) for name in (*NAMES, "cycle")]
+        return [getattr(self, name) for name in (*NAMES, "cycle", "wake")]
 
 
 @functools.cache

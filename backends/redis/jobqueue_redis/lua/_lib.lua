@@ -16,6 +16,8 @@ local FOLLOWUPS = base .. 'followups'  -- zset: end time -> id of an ended job w
 local CKEYS = base .. 'ckeys'          -- hash: concurrency key -> how many of its jobs are active
 local PARKED = base .. 'parked'        -- zset: waiting score -> id of every job held back for its concurrency key
 local SIGNAL_MAX = 1000
+-- set by claim.lua: its last pop emptied the waiting set (so the caller need not look)
+local drained = false
 
 local function jk(id) return base .. 'job:' .. id end
 local function fin(state) return base .. state end

@@ -14,8 +14,17 @@ local rules = parse_retention(ARGV[9])
 local per_key = tonumber(ARGV[10]) or 1
 local followed = {}
 
+-- the earliest lease and the earliest delayed job, each read once: they say whether to reap or promote at all,
+-- and (unless that changed them) they are the hint's answer too
+local first_lease = redis.call('ZRANGE', ACTIVE, 0, 0, 'WITHSCORES')
+local first_delayed = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+
 -- leases that ran out: the attempt counts; deliver again or fail
-local dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
+local dead = {}
+if #first_lease > 0 and tonumber(first_lease[2]) <= now then
+  dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
+  first_lease = nil  -- read again for the hint
+end
 for _, id in ipairs(dead) do
   redis.call('ZREM', ACTIVE, id)
   local key = jk(id)
@@ -36,14 +45,20 @@ for _, id in ipairs(dead) do
   end
 end
 
-promote(now_s, 1000)
+if (#first_delayed > 0 and tonumber(first_delayed[2]) <= now) or #dead > 0 then  -- a reaped job may be delayed
+  promote(now_s, 1000)
+  first_delayed = nil
+end
 
+local taken = 0
 local function hint()
   local best = nil
-  local d = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+  local d = first_delayed or redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
   if #d > 0 then best = tonumber(d[2]) end
-  local a = redis.call('ZRANGE', ACTIVE, 0, 0, 'WITHSCORES')
-  if #a > 0 and (not best or tonumber(a[2]) < best) then best = tonumber(a[2]) end
+  local a = first_lease or redis.call('ZRANGE', ACTIVE, 0, 0, 'WITHSCORES')
+  local lease = #a > 0 and tonumber(a[2]) or nil
+  if taken > 0 and (not lease or tonumber(ARGV[3]) < lease) then lease = tonumber(ARGV[3]) end  -- this claim's leases
+  if lease and (not best or lease < best) then best = lease end
   return best
 end
 
@@ -80,9 +95,9 @@ end
 
 local jobs = {}
 local leases = {}  -- deadline, id pairs: one ZADD to active for the whole claim
-local taken = 0
 for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded number of times
   local popped = redis.call('ZPOPMIN', WAITING, n - taken)
+  drained = #popped < 2 * (n - taken)
   local parked = 0
   for i = 1, #popped, 2 do
     local id = popped[i]
