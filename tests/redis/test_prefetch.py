@@ -137,3 +137,48 @@ def test_a_claim_that_got_all_it_asked_for_skips_the_hint_and_keeps_the_wake_ups
     # when to look again: the first lease to run out (the claimed jobs'), before the delayed job is due
     assert hint is not None and time.time() < hint <= (later.status().not_before or 0), "a short claim says when to look again"
     assert backend.client.llen(signal) == 0, "a short claim that left nothing waiting drops the stale wake-ups"
+
+
+class _Waits(threading.Event):
+    """An Event that records the timeouts it is waited on with (the watcher's checks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+def _watch_timeouts(app: JobQueue, count: int, seconds: float) -> list[float | None]:
+    from jobqueue_redis import worker as worker_module
+
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+
+    @app.job(name="nap", queue="p")
+    def nap(payload: Nap) -> None:
+        time.sleep(payload.seconds)
+
+    nap.enqueue_many([{"seconds": seconds}] * count)
+    worker = Worker(backend, ["p"], concurrency=5)
+    waits = worker._poke = _Waits()
+    assert worker_module.WATCH_AHEAD > worker_module.WATCH
+    assert worker.run_burst() == count
+    return waits.timeouts
+
+
+def test_while_jobs_are_quick_and_claimed_ahead_the_watcher_checks_less_often(app: JobQueue) -> None:
+    from jobqueue_redis.worker import WATCH, WATCH_AHEAD
+
+    quick = _watch_timeouts(app, 2000, 0.0)
+    # each check takes the GIL from the thread running the jobs: while claiming ahead it looks every WATCH_AHEAD
+    assert quick.count(WATCH_AHEAD) >= 1 and quick.count(WATCH_AHEAD) >= quick.count(WATCH), quick
+
+
+def test_slow_jobs_are_watched_every_two_milliseconds(app: JobQueue) -> None:
+    from jobqueue_redis.worker import WATCH, WATCH_AHEAD
+
+    slow = _watch_timeouts(app, 20, 0.01)  # past a millisecond per job: no claim ahead
+    assert slow.count(WATCH) >= 5 and WATCH_AHEAD not in slow, slow
