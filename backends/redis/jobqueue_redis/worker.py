@@ -600,6 +600,7 @@ class Worker:
             if claim:
                 self._fetching = True
                 want = self.concurrency - len(self._active)
+                self._ahead_now = False  # the wake-up claim takes only the free slots
         try:
             got = None
             if claim:  # the claim runs on the server the moment the wait returns: one round trip to pick up
