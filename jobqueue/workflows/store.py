@@ -31,6 +31,10 @@ from jobqueue.refs import GroupRef, JobRef
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
 
+#: how long a group's record, tally and member ends are kept after they were last written (seconds): long past its
+#: callback, which reads them, yet not forever (a backend expires them; a member ending later starts no callback)
+GROUP_RETENTION = 30 * 86400.0
+
 
 class JobEnd(BaseModel):
     """How a parent (or group member) ended: its state, its result if it completed, why if it did not."""

@@ -224,3 +224,18 @@ def test_workflow_keys_live_in_their_queues_slot(app: JobQueue) -> None:
     keys = _backend(app).client.keys("*")
     assert any(":group:" in k for k in keys) and any(":idem:" in k for k in keys)
     assert all(k.startswith(("jobqueue:{k}:", "jobqueue:{c}:", "jobqueue:{p}:")) for k in keys), keys
+
+
+def test_a_groups_keys_expire_after_their_last_write_as_on_sqs(app: JobQueue) -> None:
+    from jobqueue.workflows.store import GROUP_RETENTION
+
+    work = app.job(name="work", queue="k")(lambda payload: None)
+    summary = app.job(name="summary", queue="c")(lambda payload, ctx: len(ctx.group_results()))
+    app.group([work.s(), work.s()]).then(summary.s()).enqueue()
+    client = _backend(app).client
+    created = [k for k in client.keys("*") if ":group:" in k]
+    assert created and all(0 < client.pttl(k) <= GROUP_RETENTION * 1000 for k in created)  # the record, from its creation
+    _backend(app).drain()
+    keys = [k for k in client.keys("*") if any(part in k for part in (":group:", ":gends:", ":gorder:"))]
+    assert sorted(k.split(":")[2] for k in keys) == ["gends", "gorder", "group"]
+    assert all(GROUP_RETENTION * 1000 - 60_000 < client.pttl(k) <= GROUP_RETENTION * 1000 for k in keys), {k: client.pttl(k) for k in keys}

@@ -16,6 +16,7 @@ from jobqueue.refs import GroupRef, JobRef
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
 from jobqueue.workflows.store import (
+    GROUP_RETENTION,
     MISSING_PARENT,
     Followup,
     GroupRecord,
@@ -30,6 +31,9 @@ from jobqueue_redis.scripts import Script
 
 if TYPE_CHECKING:
     from jobqueue_redis.backend import RedisBackend
+
+#: group.lua's expiry of a group's keys, set again on each write (as DynamoDB's TTL on SQS)
+_GROUP_TTL_MS = str(int(GROUP_RETENTION * 1000))
 
 def decode_ref(raw: str) -> JobRef:
     queue, job_id = json.loads(raw)
@@ -119,7 +123,7 @@ class RedisWorkflowStore(WorkflowStore):
         return self._call(f"group {op}", self.backend.scripts.group, group.home, [op, group.id, *args])
 
     def create_group(self, record: GroupRecord) -> GroupRecord:
-        stored = self._group("create", record.group, record.model_dump_json(), record.size)
+        stored = self._group("create", record.group, record.model_dump_json(), record.size, _GROUP_TTL_MS)
         return GroupRecord.model_validate_json(stored)
 
     def group(self, group: GroupRef) -> GroupRecord | None:
@@ -128,7 +132,7 @@ class RedisWorkflowStore(WorkflowStore):
         return None if raw is None else GroupRecord.model_validate_json(raw)
 
     def tally(self, group: GroupRef, index: int, end: JobEnd) -> GroupTally:
-        return _tally(self._group("tally", group, index, end.model_dump_json(), end.state.value))
+        return _tally(self._group("tally", group, index, end.model_dump_json(), end.state.value, _GROUP_TTL_MS))
 
     def group_tally(self, group: GroupRef) -> GroupTally | None:
         reply = self._group("count", group)

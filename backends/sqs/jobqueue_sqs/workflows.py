@@ -37,6 +37,7 @@ from jobqueue.envelope import Envelope
 from jobqueue.refs import GroupRef, JobRef
 from jobqueue.states import FINISHED_STATES, JobState
 from jobqueue.workflows.store import (
+    GROUP_RETENTION,
     MISSING_PARENT,
     Followup,
     GroupRecord,
@@ -57,8 +58,6 @@ logger = logging.getLogger("jobqueue.sqs.workflows")
 
 #: members per tally chunk
 CHUNK = 100
-#: how long a group's record, tally and ends are kept after they were last written (TTL)
-GROUP_RETENTION = 30 * 86400.0
 #: the group record (its callback's envelope) must fit one item
 RECORD_BUDGET = MAX_ITEM_BYTES - 8 * 1024
 #: finished jobs whose dependents are remembered (a finished job gains no dependent: link refuses it)
