@@ -82,3 +82,15 @@ def test_built_handler_runs_in_a_clean_interpreter(built: Path, moto_server: Any
     assert failures(response) == []
     status = job.status()
     assert status.state is JobState.COMPLETED and status.result == {"sent_to": "ada@example.com"}
+
+
+def test_sam_validate_lint_with_webhook_settings(tmp_path: Path) -> None:
+    """The parameters an app with webhooks adds (see test_sam_export) pass the linter too."""
+    from jobqueue_sqs.sam import render
+
+    from tests.sqs.test_sam_export import _webhook_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text(render(_webhook_template({"JOBQUEUE_WEBHOOK_URL": "https://hooks.example.com/jobs"})))
+    result = _sam("validate", "--lint", "--template-file", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -112,3 +112,63 @@ def test_app_from_a_parent_group() -> None:
     main.add_command(sam)
     result = CliRunner().invoke(main, ["--app", EXAMPLE, "sam", "check", str(ROOT / "template.yaml")])
     assert result.exit_code == 0, result.output
+
+
+def _webhook_template(environ: dict[str, str]) -> dict[str, Any]:
+    from jobqueue_sqs.sam import build_template
+    from jobqueue_sqs.settings import SQSSettings
+
+    from jobqueue import JobQueue, Settings
+
+    app = JobQueue(backend="memory", settings=Settings.from_env(environ))
+    app.queue("default")
+    return build_template(app, SQSSettings.from_environ(environ, default_queue="default", prefix="jobqueue"), "hooks:app")
+
+
+def test_an_app_with_webhooks_passes_their_settings_to_the_worker_and_keeps_the_secret_out() -> None:
+    from jobqueue.webhooks import WEBHOOK_QUEUE
+
+    environ = {"JOBQUEUE_WEBHOOK_URL": "https://hooks.example.com/jobs", "JOBQUEUE_WEBHOOK_SECRET": "s3cret-value",
+               "JOBQUEUE_WEBHOOK_ALLOW": "https://partner.example.com/,api.example.org", "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": "true"}
+    template = _webhook_template(environ)
+    variables = template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert {k: v for k, v in variables.items() if k.startswith("JOBQUEUE_WEBHOOK_")} == {
+        "JOBQUEUE_WEBHOOK_URL": {"Ref": "WebhookUrl"}, "JOBQUEUE_WEBHOOK_SECRET": {"Ref": "WebhookSecret"},
+        "JOBQUEUE_WEBHOOK_ALLOW": {"Ref": "WebhookAllow"}, "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": {"Ref": "WebhookAttemptFailed"},
+    }
+    parameters = template["Parameters"]
+    assert parameters["WebhookUrl"]["Default"] == "https://hooks.example.com/jobs"
+    assert parameters["WebhookAllow"]["Default"] == "https://partner.example.com/,api.example.org"
+    assert parameters["WebhookAttemptFailed"]["Default"] == "true"
+    assert parameters["WebhookSecret"] == {**parameters["WebhookSecret"], "Default": "", "NoEcho": True}
+    from jobqueue_sqs.sam import render
+
+    assert "s3cret-value" not in render(template)
+    assert template["Resources"]["JobqueueWebhooksQueue"]["Properties"]["QueueName"] == {"Fn::Sub": f"${{Prefix}}-{WEBHOOK_QUEUE}"}
+    # a deployed function reads them back as the settings they came from (an empty parameter leaves one unset)
+    from jobqueue import Settings
+
+    deployed = {k: parameters[v["Ref"]]["Default"] for k, v in variables.items() if k.startswith("JOBQUEUE_WEBHOOK_")}
+    read = Settings.from_env(deployed)
+    assert (read.webhook_url, read.webhook_secret, read.webhook_allow, read.webhook_attempt_failed) == (
+        "https://hooks.example.com/jobs", None, ("https://partner.example.com/", "api.example.org"), True)
+
+
+def test_an_app_without_webhooks_gets_no_webhook_settings() -> None:
+    template = _webhook_template({})
+    assert not [name for name in template["Parameters"] if name.startswith("Webhook")]
+    assert not [k for k in template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"] if "WEBHOOK" in k]
+
+
+def test_drift_notices_a_template_without_the_webhook_settings(tmp_path: Path) -> None:
+    from jobqueue_sqs.sam import drift, render
+
+    template = _webhook_template({"JOBQUEUE_WEBHOOK_URL": "https://hooks.example.com/jobs"})
+    old = yaml.safe_load(render(template))
+    del old["Parameters"]["WebhookSecret"]
+    del old["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"]["JOBQUEUE_WEBHOOK_SECRET"]
+    path = tmp_path / "template.yaml"
+    path.write_text(yaml.safe_dump(old, sort_keys=False))
+    problems = drift(template, str(path))
+    assert "Parameters.WebhookSecret: missing from " + str(path) in problems
+    assert any("Variables.JOBQUEUE_WEBHOOK_SECRET: missing" in p for p in problems), problems

@@ -173,6 +173,37 @@ def _producer_policy(specs: list[QueueSpec]) -> dict[str, Any]:
     }
 
 
+#: JOBQUEUE_WEBHOOK_* variables of the worker function -> the parameters that set them (when the app uses webhooks)
+WEBHOOK_PARAMETERS = {"JOBQUEUE_WEBHOOK_URL": "WebhookUrl", "JOBQUEUE_WEBHOOK_SECRET": "WebhookSecret",
+                      "JOBQUEUE_WEBHOOK_ALLOW": "WebhookAllow", "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": "WebhookAttemptFailed"}
+
+
+def _webhook_parameters(app: JobQueue) -> dict[str, Any]:
+    """The webhook settings as parameters, when the app uses webhooks (the function runs the deliveries and signs them).
+
+    Defaults are the export's settings, except the secret: it is never written to the file (``NoEcho``; pass it at
+    deploy with ``--parameter-overrides WebhookSecret=...``). An empty value leaves the setting unset.
+    """
+    if not app.webhooks.enabled:
+        return {}
+    settings = app.settings
+    return {
+        "WebhookUrl": {"Type": "String", "Default": settings.webhook_url or "",
+                       "Description": "JOBQUEUE_WEBHOOK_URL: where job events go unless a queue or job names its own URL"},
+        "WebhookSecret": {"Type": "String", "Default": "", "NoEcho": True,
+                          "Description": "JOBQUEUE_WEBHOOK_SECRET: signs deliveries; pass it at deploy, never in this file"},
+        "WebhookAllow": {"Type": "String", "Default": ",".join(settings.webhook_allow),
+                         "Description": "JOBQUEUE_WEBHOOK_ALLOW: where jobs' own _webhook= URLs may point (comma-separated)"},
+        "WebhookAttemptFailed": {"Type": "String", "Default": "true" if settings.webhook_attempt_failed else "false",
+                                 "AllowedValues": ["true", "false"],
+                                 "Description": "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED: also send an event for each failed attempt"},
+    }
+
+
+def _webhook_variables(app: JobQueue) -> dict[str, Any]:
+    return {variable: _ref(parameter) for variable, parameter in WEBHOOK_PARAMETERS.items()} if app.webhooks.enabled else {}
+
+
 def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[str, Any]:
     """The whole SAM template for ``app``'s queues (``app_spec`` is its ``JOBQUEUE_APP``)."""
     specs = queue_specs(app, settings)
@@ -199,6 +230,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
                 "POWERTOOLS_SERVICE_NAME": "jobqueue-worker",
                 "POWERTOOLS_METRICS_NAMESPACE": _ref("MetricsNamespace"),
                 "POWERTOOLS_LOG_LEVEL": _ref("LogLevel"),
+                **_webhook_variables(app),
             }},
             "Role": _arn("WorkerRole"),
             "Events": {**{f"{spec.logical_id}Messages": _event(spec) for spec in specs}, "Maintenance": _maintenance_event()},
@@ -227,6 +259,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
             "LogLevel": {"Type": "String", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"]},
             "MetricsNamespace": {"Type": "String", "Default": "jobqueue"},
             "AlarmTopicArn": {"Type": "String", "Default": "", "Description": "SNS topic told when a DLQ holds messages (optional)"},
+            **_webhook_parameters(app),
         },
         "Conditions": {"HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [_ref("AlarmTopicArn"), ""]}]}},
         "Resources": resources,
