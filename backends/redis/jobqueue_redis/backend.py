@@ -517,7 +517,7 @@ class RedisBackend(Backend):
             return None
         base = self.keys(queue).base
         args = self._claim_args(queue, count, token_prefix)
-        args[0], args[2] = "server", repr(self.settings.lease)  # wake.lua reads the server's clock, adds the lease
+        args[2] = repr(self.settings.lease)  # wake.lua replaces "now" (args[0]) with the server's clock and adds the lease
         client = self.client
         if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
             client = client.get_redis_connection(client.get_node_from_key(base))
