@@ -24,6 +24,7 @@ from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable,
 from jobqueue.hooks import HookName, JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
+from jobqueue.watchdog import DeadlineExceeded, Watchdog
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -155,6 +156,7 @@ class JobRunner:
     def __init__(self, app: JobQueue) -> None:
         self.app = app
         self._loggers: dict[str, logging.Logger] = {}
+        self._watchdog: Watchdog | None = None  # JOBQUEUE_DEFAULT_TIMEOUT for def jobs, started on first use
 
     # -- the steps every attempt takes ---------------------------------------------------
 
@@ -277,14 +279,34 @@ class JobRunner:
         started = _perf_counter()
         try:
             if job.is_async:
-                value = _run_coroutine(_with_timeout(job.invoke(payload, ctx), envelope.timeout, job.name))
+                value = _run_coroutine(self._bounded(job.invoke(payload, ctx), envelope.timeout, job.name))
             elif envelope.timeout is not None:
                 value = _call_with_timeout(lambda: job.invoke(payload, ctx), envelope.timeout, job.name)
+            elif (default := self.app.settings.default_timeout) is not None:
+                value = self._call_watched(job, payload, ctx, default)
             else:
                 value = job.invoke(payload, ctx)
             return _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
         except Exception as exc:
             return self._outcome_for_error(envelope, job, exc, started)
+
+    def _call_watched(self, job: JobDefinition[Any], payload: BaseModel | None, ctx: JobContext, seconds: float) -> Any:
+        """A ``def`` job without a timeout of its own, in this thread, under JOBQUEUE_DEFAULT_TIMEOUT (see jobqueue.watchdog)."""
+        watchdog = self._watchdog
+        if watchdog is None:
+            watchdog = self._watchdog = Watchdog()
+        try:
+            return watchdog.call(job.invoke, (payload, ctx), seconds)
+        except DeadlineExceeded:
+            raise JobTimeout(f"job {job.name!r} ran longer than the default timeout of {seconds:g}s (JOBQUEUE_DEFAULT_TIMEOUT) "
+                             "and was interrupted") from None
+
+    def _bounded(self, awaitable: Any, timeout: float | None, name: str) -> Any:
+        """``awaitable`` under the job's timeout, else JOBQUEUE_DEFAULT_TIMEOUT (or none)."""
+        if timeout is not None:
+            return _with_timeout(awaitable, timeout, name)
+        default = self.app.settings.default_timeout
+        return awaitable if default is None else _with_timeout(awaitable, default, name, default=True)
 
     async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         begun = self._begin(envelope, sink)
@@ -294,20 +316,25 @@ class JobRunner:
         started = time.perf_counter()
         try:
             if job.is_async:
-                value = await _with_timeout(job.invoke(payload, ctx), envelope.timeout, job.name)
+                value = await self._bounded(job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
-                call = asyncio.to_thread(job.invoke, payload, ctx)
-                value = await _with_timeout(call, envelope.timeout, job.name)
+                value = await self._bounded(asyncio.to_thread(job.invoke, payload, ctx), envelope.timeout, job.name)
             outcome = _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
         except Exception as exc:
             outcome = self._outcome_for_error(envelope, job, exc, started)
         return await asyncio.to_thread(self._finish, envelope, outcome, sink)
 
 
-async def _with_timeout(awaitable: Any, timeout: float | None, name: str) -> Any:
+async def _with_timeout(awaitable: Any, timeout: float | None, name: str, *, default: bool = False) -> Any:
+    """``awaitable`` cancelled after ``timeout`` seconds (the job's; ``default``: JOBQUEUE_DEFAULT_TIMEOUT's)."""
     if timeout is None:
         return await awaitable
+    deadline = asyncio.timeout(timeout)  # a timer handle, without wait_for's task
     try:
-        return await asyncio.wait_for(awaitable, timeout)
+        async with deadline:
+            return await awaitable
     except TimeoutError:
-        raise JobTimeout(f"job {name!r} ran longer than its timeout of {timeout:g}s and was cancelled") from None
+        if not deadline.expired():  # the job's own TimeoutError (a client's, say) is the job's error
+            raise
+        which = f"the default timeout of {timeout:g}s (JOBQUEUE_DEFAULT_TIMEOUT)" if default else f"its timeout of {timeout:g}s"
+        raise JobTimeout(f"job {name!r} ran longer than {which} and was cancelled") from None

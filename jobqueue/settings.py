@@ -27,6 +27,7 @@ class Settings(BaseModel):
     app: str | None = None
     default_queue: str = "default"
     default_attempts: int = Field(default=3, ge=1, le=1000)
+    #: seconds a job without a timeout of its own (job, queue, ``_timeout``) may run; ``none`` for no bound
     default_timeout: float | None = Field(default=300.0, gt=0)
     fallback: Literal["sync", "raise"] = "sync"
     prefix: str = Field(default="jobqueue", min_length=1)
@@ -52,6 +53,11 @@ class Settings(BaseModel):
         if not value:
             raise ValueError("must name a backend (sync, memory, redis, sqs, or module:Class)")
         return value
+
+    @field_validator("default_timeout", mode="before")
+    @classmethod
+    def _no_default_timeout(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("none", "off") else value
 
     @field_validator("webhook_allow", mode="before")
     @classmethod

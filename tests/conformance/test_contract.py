@@ -11,7 +11,7 @@ from jobqueue.backends.base import Capability
 from jobqueue.envelope import Envelope
 from jobqueue.hooks import JobEvent
 from tests.conformance.harness import Harness
-from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs
+from tests.conformance.jobs import BACKOFF_SECONDS, QUEUE, Jobs, Nap
 
 requires = pytest.mark.requires
 
@@ -333,6 +333,42 @@ def test_timeouts_fail_the_attempt(harness: Harness, jobs: Jobs) -> None:
         status = handle.status()
         assert status.state is JobState.FAILED, status
         assert status.error.type == "JobTimeout" and "timeout of 0.3s" in status.error.message
+
+
+@pytest.fixture
+def short_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JOBQUEUE_DEFAULT_TIMEOUT for the app the ``jobs`` fixture makes next (list this fixture before it)."""
+    monkeypatch.setenv("JOBQUEUE_DEFAULT_TIMEOUT", "0.3")
+
+
+def test_jobs_without_a_timeout_get_the_default_one(short_default_timeout: None, harness: Harness, jobs: Jobs) -> None:
+    import time
+
+    app = jobs.app
+    assert app.settings.default_timeout == 0.3
+
+    @app.job(queue=QUEUE, attempts=1)
+    def dawdle(payload: Nap) -> str:
+        end = time.monotonic() + payload.seconds
+        while time.monotonic() < end:
+            time.sleep(0.01)
+        return "finished"
+
+    @app.job(queue=QUEUE, attempts=1)
+    async def adawdle(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "finished"
+
+    slow = [dawdle.enqueue(seconds=5), adawdle.enqueue(seconds=5)]
+    quick = [dawdle.enqueue(seconds=0.01), adawdle.enqueue(seconds=0.01)]
+    own = jobs.slow_sync.enqueue(seconds=0.5)  # its own timeout (0.3 s) still rules, with its own words
+    harness.drain(app)
+    for handle in slow:
+        status = handle.status()
+        assert status.state is JobState.FAILED, status
+        assert status.error.type == "JobTimeout" and "default timeout of 0.3s (JOBQUEUE_DEFAULT_TIMEOUT)" in status.error.message
+    assert [h.result(timeout=5) for h in quick] == ["finished", "finished"]
+    assert "its thread was abandoned" in own.status().error.message
 
 
 def test_enqueue_many(harness: Harness, jobs: Jobs) -> None:

@@ -83,3 +83,12 @@ def test_queue_options_are_checked() -> None:
         app.queue("bad name!")
     with pytest.raises(ConfigurationError, match="rate limit"):
         app.queue("q", rate_limit="lots")
+
+
+def test_the_default_timeout_can_be_turned_off() -> None:
+    from jobqueue import Settings
+
+    assert Settings.from_env({}).default_timeout == 300.0
+    assert Settings.from_env({"JOBQUEUE_DEFAULT_TIMEOUT": "90"}).default_timeout == 90.0
+    assert Settings.from_env({"JOBQUEUE_DEFAULT_TIMEOUT": "none"}).default_timeout is None
+    assert Settings.from_env({"JOBQUEUE_DEFAULT_TIMEOUT": " Off "}).default_timeout is None

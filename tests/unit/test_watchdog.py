@@ -1,0 +1,96 @@
+"""The watchdog behind JOBQUEUE_DEFAULT_TIMEOUT: a def job past its deadline is interrupted in its own thread,
+one that returns in time is left alone (no late exception lands in what the thread runs next)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from jobqueue import JobQueue, JobState, Settings
+from jobqueue.watchdog import DeadlineExceeded, Watchdog
+
+
+def _busy(seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.005)
+    return "finished"
+
+
+def test_a_call_past_its_deadline_is_interrupted_soon_after_it() -> None:
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        Watchdog().call(_busy, (5.0,), 0.2)
+    assert 0.2 <= time.monotonic() - started < 1.5
+
+
+def test_a_call_in_time_returns_and_nothing_lands_later() -> None:
+    watchdog = Watchdog()
+    for _ in range(200):  # deadlines that pass just as the calls return
+        try:
+            watchdog.call(_busy, (0.0,), 0.0005)
+        except DeadlineExceeded:
+            pass
+    assert watchdog.call(_busy, (0.01,), 5.0) == "finished"
+    _busy(0.3)  # a late exception would land here
+    assert not watchdog._armed
+
+
+def test_a_handlers_except_exception_does_not_swallow_it() -> None:
+    def stubborn() -> str:
+        for _ in range(400):
+            try:
+                time.sleep(0.005)
+            except Exception:  # noqa: BLE001 - what a careless handler does
+                pass
+        return "swallowed"
+
+    with pytest.raises(DeadlineExceeded):
+        Watchdog().call(stubborn, (), 0.1)
+
+
+def test_threads_have_their_own_deadlines() -> None:
+    watchdog = Watchdog()
+    results: dict[str, str] = {}
+
+    def run(name: str, seconds: float, limit: float) -> None:
+        try:
+            results[name] = watchdog.call(_busy, (seconds,), limit)
+        except DeadlineExceeded:
+            results[name] = "interrupted"
+
+    threads = [threading.Thread(target=run, args=("slow", 3.0, 0.2)), threading.Thread(target=run, args=("quick", 0.3, 5.0))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == {"slow": "interrupted", "quick": "finished"}
+
+
+class Empty(BaseModel):
+    pass
+
+
+def test_a_jobs_own_timeout_error_is_not_taken_for_the_default_timeout() -> None:
+    app = JobQueue(backend="sync", settings=Settings(default_timeout=30.0))
+
+    @app.job(attempts=1)
+    async def upstream(payload: Empty) -> None:
+        raise TimeoutError("the upstream API took too long")
+
+    @app.job(attempts=1, timeout=30)
+    async def upstream_own(payload: Empty) -> None:
+        raise TimeoutError("the upstream API took too long")
+
+    @app.job(attempts=1)
+    def upstream_sync(payload: Empty) -> None:
+        raise TimeoutError("the upstream API took too long")
+
+    for job in (upstream, upstream_own, upstream_sync):
+        status = job.enqueue().status()
+        assert status is not None and status.state is JobState.FAILED
+        assert (status.error.type, status.error.message) == ("TimeoutError", "the upstream API took too long")
+    app.close()
