@@ -40,7 +40,8 @@ def _load(*, force: bool = False) -> Any:
             # (a cold Lambda would pay it for nothing) and look again next time.
             return False
         try:
-            from opentelemetry import context, propagate, trace
+            import opentelemetry.propagate as propagate
+            from opentelemetry import context, trace
         except ImportError:
             _otel = False
         else:

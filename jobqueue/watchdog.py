@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 _forks = [0]  # bumped in a forked child: a watchdog made before the fork starts afresh there
 
 
