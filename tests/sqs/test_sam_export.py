@@ -129,7 +129,8 @@ def test_an_app_with_webhooks_passes_their_settings_to_the_worker_and_keeps_the_
     from jobqueue.webhooks import WEBHOOK_QUEUE
 
     environ = {"JOBQUEUE_WEBHOOK_URL": "https://hooks.example.com/jobs", "JOBQUEUE_WEBHOOK_SECRET": "s3cret-value",
-               "JOBQUEUE_WEBHOOK_ALLOW": "https://partner.example.com/,api.example.org", "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": "true"}
+               "JOBQUEUE_WEBHOOK_ALLOW": "https://partner.example.com/,api.example.org",
+               "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": "true"}
     template = _webhook_template(environ)
     variables = template["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"]
     assert {k: v for k, v in variables.items() if k.startswith("JOBQUEUE_WEBHOOK_")} == {
@@ -144,7 +145,8 @@ def test_an_app_with_webhooks_passes_their_settings_to_the_worker_and_keeps_the_
     from jobqueue_sqs.sam import render
 
     assert "s3cret-value" not in render(template)
-    assert template["Resources"]["JobqueueWebhooksQueue"]["Properties"]["QueueName"] == {"Fn::Sub": f"${{Prefix}}-{WEBHOOK_QUEUE}"}
+    queue = template["Resources"]["JobqueueWebhooksQueue"]["Properties"]
+    assert queue["QueueName"] == {"Fn::Sub": f"${{Prefix}}-{WEBHOOK_QUEUE}"}
     # a deployed function reads them back as the settings they came from (an empty parameter leaves one unset)
     from jobqueue import Settings
 
