@@ -24,7 +24,8 @@ from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable,
 from jobqueue.hooks import HookName, JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
-from jobqueue.watchdog import DeadlineExceeded, Watchdog
+from jobqueue.watchdog import DeadlineExceeded
+from jobqueue.watchdog import shared as shared_watchdog
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -156,7 +157,6 @@ class JobRunner:
     def __init__(self, app: JobQueue) -> None:
         self.app = app
         self._loggers: dict[str, logging.Logger] = {}
-        self._watchdog: Watchdog | None = None  # JOBQUEUE_DEFAULT_TIMEOUT for def jobs, started on first use
 
     # -- the steps every attempt takes ---------------------------------------------------
 
@@ -292,11 +292,8 @@ class JobRunner:
 
     def _call_watched(self, job: JobDefinition[Any], payload: BaseModel | None, ctx: JobContext, seconds: float) -> Any:
         """A ``def`` job without a timeout of its own, in this thread, under JOBQUEUE_DEFAULT_TIMEOUT (see jobqueue.watchdog)."""
-        watchdog = self._watchdog
-        if watchdog is None:
-            watchdog = self._watchdog = Watchdog()
         try:
-            return watchdog.call(job.invoke, (payload, ctx), seconds)
+            return shared_watchdog().call(job.invoke, (payload, ctx), seconds)
         except DeadlineExceeded:
             raise JobTimeout(f"job {job.name!r} ran longer than the default timeout of {seconds:g}s (JOBQUEUE_DEFAULT_TIMEOUT) "
                              "and was interrupted") from None

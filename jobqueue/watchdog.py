@@ -3,7 +3,7 @@
 A ``def`` job with a timeout of its own (job, queue or ``_timeout``) runs in a thread of its own, abandoned at the
 deadline (see :mod:`jobqueue.runner`). That costs a thread per attempt, too much for a bound every job gets, so
 jobs without one run in the caller's thread under ``JOBQUEUE_DEFAULT_TIMEOUT``: arming costs a dict entry, and
-one daemon thread per runner sleeps until the earliest deadline. At a deadline it raises
+one daemon thread per process (:func:`shared`, started on first use) sleeps until the earliest deadline. At a deadline it raises
 :class:`DeadlineExceeded` in the job's thread (``PyThreadState_SetAsyncExc``), at the job's next Python
 instruction: a call blocked in C (a read without a timeout) returns first. It is a ``BaseException`` so that a
 handler's ``except Exception`` does not swallow it; the runner turns it into a ``JobTimeout`` outcome.
@@ -93,3 +93,13 @@ class Watchdog:
                         del self._armed[token]
                         _raise_in(thread_id, DeadlineExceeded)
                 self._earliest = min((deadline for deadline, _ in self._armed.values()), default=math.inf)
+
+
+_shared: list[Watchdog] = []
+
+
+def shared() -> Watchdog:
+    """The process's watchdog: one thread however many apps and runners the process makes."""
+    if not _shared:
+        _shared.append(Watchdog())  # two threads racing here may both append: both use the first
+    return _shared[0]

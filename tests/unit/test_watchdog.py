@@ -94,3 +94,22 @@ def test_a_jobs_own_timeout_error_is_not_taken_for_the_default_timeout() -> None
         assert status is not None and status.state is JobState.FAILED
         assert (status.error.type, status.error.message) == ("TimeoutError", "the upstream API took too long")
     app.close()
+
+
+def _watchdog_threads() -> int:
+    return sum(t.name == "jobqueue-watchdog" for t in threading.enumerate())
+
+
+def test_one_watchdog_thread_serves_every_app_in_the_process() -> None:
+    before = None
+    for _ in range(20):  # an app per request, say: no thread each
+        app = JobQueue(backend="sync", settings=Settings(default_timeout=30.0))
+
+        @app.job(attempts=1)
+        def noop(payload: Empty) -> str:
+            return "done"
+
+        assert noop.enqueue().result(timeout=5) == "done"
+        app.close()
+        before = _watchdog_threads() if before is None else before  # the process's, once the first job started it
+    assert before is not None and _watchdog_threads() == before
