@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 #: group.lua's expiry of a group's keys, set again on each write (as DynamoDB's TTL on SQS)
 _GROUP_TTL_MS = str(int(GROUP_RETENTION * 1000))
 
+
 def decode_ref(raw: str) -> JobRef:
     queue, job_id = json.loads(raw)
     return JobRef(queue=queue, id=job_id)
