@@ -23,7 +23,6 @@ Every step is one conditional write on one item; no step needs a transaction:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
