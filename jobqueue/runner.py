@@ -295,8 +295,7 @@ class JobRunner:
         try:
             return shared_watchdog().call(job.invoke, (payload, ctx), seconds)
         except DeadlineExceeded:
-            raise JobTimeout(f"job {job.name!r} ran longer than the default timeout of {seconds:g}s (JOBQUEUE_DEFAULT_TIMEOUT) "
-                             "and was interrupted") from None
+            raise JobTimeout(f"job {job.name!r} ran longer than {_default_timeout(seconds)} and was interrupted") from None
 
     def _bounded(self, awaitable: Any, timeout: float | None, name: str) -> Any:
         """``awaitable`` under the job's timeout, else JOBQUEUE_DEFAULT_TIMEOUT (or none)."""
@@ -322,10 +321,12 @@ class JobRunner:
         return await asyncio.to_thread(self._finish, envelope, outcome, sink)
 
 
-async def _with_timeout(awaitable: Any, timeout: float | None, name: str, *, default: bool = False) -> Any:
+def _default_timeout(seconds: float) -> str:
+    return f"the default timeout of {seconds:g}s (JOBQUEUE_DEFAULT_TIMEOUT)"
+
+
+async def _with_timeout(awaitable: Any, timeout: float, name: str, *, default: bool = False) -> Any:
     """``awaitable`` cancelled after ``timeout`` seconds (the job's; ``default``: JOBQUEUE_DEFAULT_TIMEOUT's)."""
-    if timeout is None:
-        return await awaitable
     deadline = asyncio.timeout(timeout)  # a timer handle, without wait_for's task
     try:
         async with deadline:
@@ -333,5 +334,5 @@ async def _with_timeout(awaitable: Any, timeout: float | None, name: str, *, def
     except TimeoutError:
         if not deadline.expired():  # the job's own TimeoutError (a client's, say) is the job's error
             raise
-        which = f"the default timeout of {timeout:g}s (JOBQUEUE_DEFAULT_TIMEOUT)" if default else f"its timeout of {timeout:g}s"
+        which = _default_timeout(timeout) if default else f"its timeout of {timeout:g}s"
         raise JobTimeout(f"job {name!r} ran longer than {which} and was cancelled") from None
