@@ -24,7 +24,7 @@ from jobqueue.errors import InvalidPayload, JobCancelled, ResultNotSerializable,
 from jobqueue.hooks import HookName, JobEvent
 from jobqueue.states import JobState
 from jobqueue.status import ErrorInfo
-from jobqueue.watchdog import DeadlineExceeded
+from jobqueue.watchdog import DeadlineExceeded, OuterDeadlineExceeded
 from jobqueue.watchdog import shared as shared_watchdog
 
 if TYPE_CHECKING:
@@ -95,6 +95,15 @@ def error_info(exc: BaseException, *, retryable: bool = True, with_traceback: bo
 def _refused(exc: BaseException) -> Outcome:
     """The failed outcome of an attempt that could not start (no retry: the same envelope would fail the same way)."""
     return Outcome(JobState.FAILED, error=error_info(exc, retryable=False, with_traceback=False))
+
+
+def _interrupted() -> Outcome:
+    """The outcome of an attempt cut short because the job that ran it inline passed its own deadline."""
+    error = ErrorInfo(
+        type=JobTimeout.__qualname__, retryable=False,
+        message="interrupted: the job that ran this one inline ran past its own timeout",
+    )
+    return Outcome(JobState.FAILED, error=error)
 
 
 def encode_result(value: Any, job_name: str) -> Any:
@@ -269,7 +278,12 @@ class JobRunner:
             return outcome
 
     def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
-        return self._finish(envelope, self._attempt(envelope, sink), sink)
+        try:
+            outcome = self._attempt(envelope, sink)
+        except OuterDeadlineExceeded:  # run inline by a job that passed its deadline: it ends here, failed, and
+            self._finish(envelope, _interrupted(), sink)  # the interruption goes on up to that job
+            raise
+        return self._finish(envelope, outcome, sink)
 
     def _attempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
         begun = self._begin(envelope, sink)

@@ -7,6 +7,11 @@ one daemon thread per process (:func:`shared`, started on first use) sleeps unti
 :class:`DeadlineExceeded` in the job's thread (``PyThreadState_SetAsyncExc``), at the job's next Python
 instruction: a call blocked in C (a read without a timeout) returns first. It is a ``BaseException`` so that a
 handler's ``except Exception`` does not swallow it; the runner turns it into a ``JobTimeout`` outcome.
+
+Calls nest when a job runs another inline (the ``sync`` backend). The exception names no deadline, so a call it
+interrupts looks at the calls enclosing it in its thread: if one of theirs passed, the exception is theirs (the inner
+call, started later, may pass its own in the same moment) and goes on up as :class:`OuterDeadlineExceeded` to the
+call it belongs to; the inner job ends as interrupted, without being charged with a timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class DeadlineExceeded(BaseException):
     """Raised inside a job's thread when it runs past its deadline (caught by the runner, never by handlers)."""
 
 
+class OuterDeadlineExceeded(BaseException):
+    """What :meth:`Watchdog.call` raises when the deadline that interrupted it was an enclosing call's."""
+
+
 def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
     """Schedule ``exc`` in the thread (None: clear the one scheduled and not raised yet)."""
     import ctypes  # only when a deadline passes
@@ -54,6 +63,7 @@ class Watchdog:
         self._earliest = math.inf  # no later than the earliest armed deadline
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._local = threading.local()  # .inside: the tokens of the calls running in this thread, outermost first
 
     def call(self, func: Callable[..., Any], args: tuple[Any, ...], seconds: float) -> Any:
         """``func(*args)`` in this thread; past ``seconds`` it gets :class:`DeadlineExceeded` raised inside it."""
@@ -61,6 +71,9 @@ class Watchdog:
             self._reset()
         deadline = time.monotonic() + seconds
         thread_id = threading.get_ident()
+        inside: list[int] | None = getattr(self._local, "inside", None)
+        if inside is None:
+            inside = self._local.inside = []
         with self._lock:
             token = next(self._tokens)
             self._armed[token] = (deadline, thread_id)
@@ -71,13 +84,27 @@ class Watchdog:
                     self._thread.start()
                 else:
                     self._wake.set()
+        inside.append(token)
         try:
             return func(*args)
+        except (DeadlineExceeded, OuterDeadlineExceeded):
+            with self._lock:  # an enclosing call's deadline passed (they nest: it may be this one's too): it is theirs
+                theirs = self._fired(inside[:-1])
+            if theirs:
+                raise OuterDeadlineExceeded from None
+            raise DeadlineExceeded from None
         finally:
+            inside.pop()
             with self._lock:
                 fired = self._armed.pop(token, None) is None
-                if fired:  # it passed its deadline as it returned: take back the exception if it is still pending
+                # it passed its deadline as it returned: take back the exception if it is still pending, unless an
+                # enclosing call's passed too (the pending one is then theirs as well, and must land)
+                if fired and not self._fired(inside):
                     _raise_in(thread_id, None)
+
+    def _fired(self, tokens: list[int]) -> bool:
+        """Whether any of these running calls passed its deadline (called under the lock)."""
+        return any(token not in self._armed for token in tokens)
 
     def _watch(self) -> None:
         while True:

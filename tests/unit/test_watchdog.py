@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState, Settings
-from jobqueue.watchdog import DeadlineExceeded, Watchdog
+from jobqueue.watchdog import DeadlineExceeded, OuterDeadlineExceeded, Watchdog
 
 
 def _busy(seconds: float) -> str:
@@ -70,8 +70,67 @@ def test_threads_have_their_own_deadlines() -> None:
     assert results == {"slow": "interrupted", "quick": "finished"}
 
 
+def test_a_nested_call_passes_an_enclosing_calls_deadline_up_to_it() -> None:
+    watchdog = Watchdog()
+    seen: list[str] = []
+
+    def inner() -> str:
+        try:
+            return watchdog.call(_busy, (5.0,), 30.0)  # its own deadline is far off: the outer one interrupts it
+        except OuterDeadlineExceeded:
+            seen.append("inner saw the outer deadline")
+            raise
+
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        watchdog.call(inner, (), 0.2)
+    assert seen == ["inner saw the outer deadline"]
+    assert time.monotonic() - started < 1.5
+    assert not watchdog._armed
+
+
+def test_a_nested_call_past_its_own_deadline_leaves_the_enclosing_call_running() -> None:
+    watchdog = Watchdog()
+
+    def outer() -> str:
+        try:
+            watchdog.call(_busy, (5.0,), 0.1)
+        except DeadlineExceeded:
+            pass
+        return _busy(0.05)
+
+    assert watchdog.call(outer, (), 30.0) == "finished"
+    assert not watchdog._armed
+
+
 class Empty(BaseModel):
     pass
+
+
+def test_on_the_sync_backend_a_job_run_inline_is_not_charged_with_its_callers_timeout() -> None:
+    app = JobQueue(backend="sync", settings=Settings(default_timeout=0.3))
+
+    @app.job(attempts=1)
+    def inner(payload: Empty) -> str:
+        return _busy(5.0)
+
+    @app.job(attempts=1)
+    def outer(payload: Empty) -> str:
+        inner.enqueue()  # runs here, inline, inside this job's deadline (and, started later, ends its own later)
+        return "outer finished"
+
+    started = time.monotonic()
+    receipt = outer.enqueue()
+    assert time.monotonic() - started < 3.0
+    status = receipt.status()
+    assert status is not None and status.state is JobState.FAILED and status.error is not None
+    assert status.error.type == "JobTimeout"
+    assert status.error.message.startswith("job 'outer' ran longer than the default timeout")  # charged to the outer job
+    failed = app.list_jobs(app.settings.default_queue, JobState.FAILED).jobs
+    interrupted = [job for job in failed if job.name == "inner"]
+    assert len(interrupted) == 1 and interrupted[0].error is not None
+    assert interrupted[0].error.message.startswith("interrupted: the job that ran this one inline")
+    app.close()
 
 
 def test_a_jobs_own_timeout_error_is_not_taken_for_the_default_timeout() -> None:
