@@ -174,34 +174,29 @@ def _producer_policy(specs: list[QueueSpec]) -> dict[str, Any]:
 
 
 #: JOBQUEUE_WEBHOOK_* variables of the worker function -> the parameters that set them (when the app uses webhooks)
-WEBHOOK_PARAMETERS = {"JOBQUEUE_WEBHOOK_URL": "WebhookUrl", "JOBQUEUE_WEBHOOK_SECRET": "WebhookSecret",
-                      "JOBQUEUE_WEBHOOK_ALLOW": "WebhookAllow", "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED": "WebhookAttemptFailed"}
-
-
-def _webhook_parameters(app: JobQueue) -> dict[str, Any]:
-    """The webhook settings as parameters, when the app uses webhooks (the function runs the deliveries and signs them).
+def _webhook_settings(app: JobQueue) -> list[tuple[str, str, dict[str, Any]]]:
+    """(variable, parameter, definition) of each webhook setting, when the app uses webhooks (the function runs the
+    deliveries and signs them); the function's variable takes the parameter's value.
 
     Defaults are the export's settings, except the secret: it is never written to the file (``NoEcho``; pass it at
     deploy with ``--parameter-overrides WebhookSecret=...``). An empty value leaves the setting unset.
     """
     if not app.webhooks.enabled:
-        return {}
+        return []
     settings = app.settings
-    return {
-        "WebhookUrl": {"Type": "String", "Default": settings.webhook_url or "",
-                       "Description": "JOBQUEUE_WEBHOOK_URL: where job events go unless a queue or job names its own URL"},
-        "WebhookSecret": {"Type": "String", "Default": "", "NoEcho": True,
-                          "Description": "JOBQUEUE_WEBHOOK_SECRET: signs deliveries; pass it at deploy, never in this file"},
-        "WebhookAllow": {"Type": "String", "Default": ",".join(settings.webhook_allow),
-                         "Description": "JOBQUEUE_WEBHOOK_ALLOW: where jobs' own _webhook= URLs may point (comma-separated)"},
-        "WebhookAttemptFailed": {"Type": "String", "Default": "true" if settings.webhook_attempt_failed else "false",
-                                 "AllowedValues": ["true", "false"],
-                                 "Description": "JOBQUEUE_WEBHOOK_ATTEMPT_FAILED: also send an event for each failed attempt"},
-    }
-
-
-def _webhook_variables(app: JobQueue) -> dict[str, Any]:
-    return {variable: _ref(parameter) for variable, parameter in WEBHOOK_PARAMETERS.items()} if app.webhooks.enabled else {}
+    rows: list[tuple[str, str, str, dict[str, Any], str]] = [
+        ("JOBQUEUE_WEBHOOK_URL", "WebhookUrl", settings.webhook_url or "", {},
+         "where job events go unless a queue or job names its own URL"),
+        ("JOBQUEUE_WEBHOOK_SECRET", "WebhookSecret", "", {"NoEcho": True}, "signs deliveries; pass it at deploy, never in this file"),
+        ("JOBQUEUE_WEBHOOK_ALLOW", "WebhookAllow", ",".join(settings.webhook_allow), {},
+         "where jobs' own _webhook= URLs may point (comma-separated)"),
+        ("JOBQUEUE_WEBHOOK_ATTEMPT_FAILED", "WebhookAttemptFailed", "true" if settings.webhook_attempt_failed else "false",
+         {"AllowedValues": ["true", "false"]}, "also send an event for each failed attempt"),
+    ]
+    return [
+        (variable, parameter, {"Type": "String", "Default": default, **extra, "Description": f"{variable}: {text}"})
+        for variable, parameter, default, extra, text in rows
+    ]
 
 
 def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[str, Any]:
@@ -230,7 +225,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
                 "POWERTOOLS_SERVICE_NAME": "jobqueue-worker",
                 "POWERTOOLS_METRICS_NAMESPACE": _ref("MetricsNamespace"),
                 "POWERTOOLS_LOG_LEVEL": _ref("LogLevel"),
-                **_webhook_variables(app),
+                **{variable: _ref(parameter) for variable, parameter, _ in _webhook_settings(app)},
             }},
             "Role": _arn("WorkerRole"),
             "Events": {**{f"{spec.logical_id}Messages": _event(spec) for spec in specs}, "Maintenance": _maintenance_event()},
@@ -259,7 +254,7 @@ def build_template(app: JobQueue, settings: SQSSettings, app_spec: str) -> dict[
             "LogLevel": {"Type": "String", "Default": "INFO", "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR"]},
             "MetricsNamespace": {"Type": "String", "Default": "jobqueue"},
             "AlarmTopicArn": {"Type": "String", "Default": "", "Description": "SNS topic told when a DLQ holds messages (optional)"},
-            **_webhook_parameters(app),
+            **{parameter: definition for _, parameter, definition in _webhook_settings(app)},
         },
         "Conditions": {"HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [_ref("AlarmTopicArn"), ""]}]}},
         "Resources": resources,
