@@ -38,8 +38,10 @@ def test_prefix_options_and_bad_values() -> None:
     settings = RedisSettings.from_environ({"JOBQUEUE_PREFIX": "shop", "JOBQUEUE_REDIS_LEASE": "12", "JOBQUEUE_REDIS_CLUSTER": "yes"})
     assert (settings.prefix, settings.lease, settings.cluster) == ("shop", 12.0, True)
     assert RedisSettings.from_environ({"JOBQUEUE_REDIS_LEASE": "12"}, lease=5.0).lease == 5.0
-    with pytest.raises(ConfigurationError, match="JOBQUEUE_REDIS_LEASE"):
+    with pytest.raises(ConfigurationError, match=r"JOBQUEUE_REDIS_LEASE='soon': expected a number of seconds$"):
         RedisSettings.from_environ({"JOBQUEUE_REDIS_LEASE": "soon"})
+    with pytest.raises(ConfigurationError, match=r"PREFETCH='lots': expected a number \(a multiple of the concurrency\)$"):
+        RedisSettings.from_environ({"JOBQUEUE_REDIS_PREFETCH": "lots"})
     with pytest.raises(ConfigurationError, match="must start with"):
         RedisSettings.from_environ({"REDIS_URL": "http://x"})
     with pytest.raises(ConfigurationError, match="unknown Redis option"):

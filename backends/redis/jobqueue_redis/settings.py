@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +38,7 @@ class RedisSettings:
     retry_for: float = 2.0
     #: jobs a worker claims ahead of its free slots while its jobs are quick (under a millisecond each), as a
     #: multiple of its concurrency: one call then records and claims four batches' worth (0: only free slots)
-    prefetch: float = 3.0
+    prefetch: float = field(default=3.0, metadata={"unit": "(a multiple of the concurrency)"})
     #: seconds a worker blocks on a queue's wake-up list per call
     block: float = 1.0
     #: seconds an idle worker waits at most between two looks at its queues (a safety net)
@@ -62,14 +62,14 @@ class RedisSettings:
         prefix = environ.get("JOBQUEUE_PREFIX", "").strip()
         if prefix:
             values["prefix"] = prefix
-        for field in fields(cls):
-            if field.name in ("url", "prefix"):
+        for spec in fields(cls):
+            if spec.name in ("url", "prefix"):
                 continue
-            variable = f"JOBQUEUE_REDIS_{field.name.upper()}"
+            variable = f"JOBQUEUE_REDIS_{spec.name.upper()}"
             raw = environ.get(variable)
             if raw is None or raw.strip() == "":
                 continue
-            values[field.name] = _convert(variable, raw.strip(), field.type)
+            values[spec.name] = _convert(variable, raw.strip(), spec.type, spec.metadata.get("unit", "of seconds"))
         settings = cls(**values)
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -122,7 +122,8 @@ def _url_from(environ: Mapping[str, str]) -> str | None:
     return f"{'rediss' if tls else 'redis'}://{auth}{host}:{port}/{db}"
 
 
-def _convert(variable: str, raw: str, kind: Any) -> Any:
+def _convert(variable: str, raw: str, kind: Any, unit: str) -> Any:
+    """``raw`` as the field's type: a bool, else a finite number (``unit``: what the number counts, for the error)."""
     kind = str(kind)
     if "bool" in kind:
         if raw.lower() in _TRUE:
@@ -130,13 +131,12 @@ def _convert(variable: str, raw: str, kind: Any) -> Any:
         if raw.lower() in _FALSE:
             return False
         raise ConfigurationError(f"{variable}={raw!r}: expected true or false")
-    unit = " (a multiple of the concurrency)" if variable.endswith("_PREFETCH") else " of seconds"
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigurationError(f"{variable}={raw!r}: expected a number{unit}") from None
+        raise ConfigurationError(f"{variable}={raw!r}: expected a number {unit}") from None
     if not math.isfinite(value):
-        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number{unit}")
+        raise ConfigurationError(f"{variable}={raw!r}: expected a finite number {unit}")
     return value
 
 
