@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState
 from jobqueue.errors import ConfigurationError
+from tests.redis.cycles import record_cycles
 from tests.redis_servers import RedisServer
 
 
@@ -40,17 +41,14 @@ class Claims:
     """Records the count each cycle call asks to claim, and the most jobs running at once."""
 
     def __init__(self, backend: RedisBackend) -> None:
-        self.asked: list[int] = []
+        self.calls = record_cycles(backend)
         self.running = 0
         self.most = 0
         self._lock = threading.Lock()
-        real = backend.cycle
 
-        def cycle(queue: str, finished: Any, count: int, prefix: str) -> Any:
-            self.asked.append(count)
-            return real(queue, finished, count, prefix)
-
-        backend.cycle = cycle  # type: ignore[method-assign]
+    @property
+    def asked(self) -> list[int]:
+        return [count for _, count in self.calls]
 
     def enter(self) -> None:
         with self._lock:

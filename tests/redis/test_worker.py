@@ -7,13 +7,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Self
+from typing import Self
 
 import pytest
 from jobqueue_redis import RedisBackend, Worker
 from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState
+from tests.redis.cycles import record_cycles
 from tests.redis_servers import RedisServer
 
 
@@ -129,14 +130,7 @@ def test_after_a_job_on_a_drained_queue_the_worker_blocks_for_work_without_claim
     backend = app.backend
     assert isinstance(backend, RedisBackend)
     job = app.job(name="once", queue="w")(lambda payload: None)
-    calls: list[tuple[int, int]] = []
-    real = backend.cycle
-
-    def cycle(queue: str, finished: Any, count: int, prefix: str) -> Any:
-        calls.append((len(finished), count))
-        return real(queue, finished, count, prefix)
-
-    backend.cycle = cycle  # type: ignore[method-assign]
+    calls = record_cycles(backend)
     with Running(app, concurrency=4):
         calls.clear()  # the worker is idle, blocked on the wake-up list
         for _ in range(3):
