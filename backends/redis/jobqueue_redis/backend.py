@@ -32,6 +32,7 @@ from jobqueue_redis.scripts import (
     run_pipeline,
 )
 from jobqueue_redis.settings import RedisSettings
+from jobqueue_redis.streaming import Call, LazyCalls, run_streamed
 
 if TYPE_CHECKING:
     from jobqueue.app import JobQueue
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("jobqueue.redis")
 
 DEFAULT_CONCURRENCY = 10
-#: jobs per enqueue_many.lua call: a bulk enqueue holds the server for one chunk at a time (a few ms)
-BULK_CHUNK = 500
+#: jobs per enqueue_many.lua call: a bulk enqueue holds the server for one chunk at a time (a few ms), and the
+#: server runs one chunk while the next is built (see jobqueue_redis.streaming)
+BULK_CHUNK = 200
 
 _STATE_SETS = {
     JobState.WAITING: "waiting", JobState.DELAYED: "delayed", JobState.ACTIVE: "active",
@@ -176,38 +178,47 @@ class RedisBackend(Backend):
             idempotency = [envelope.idempotency_key, repr(now + window), str(max(math.ceil(window * 1000), 1))]
         return [*args, *idempotency, *(encode_ref(parent) for parent in envelope.depends_on)]
 
-    def _enqueue_calls(self, envelopes: Sequence[Envelope], origin: str, now: float) -> tuple[list[tuple[Script, str, list[str]]], list[list[int]]]:
+    def _enqueue_calls(self, envelopes: Sequence[Envelope], origin: str, now: float) -> tuple[Sequence[Call], list[list[int]]]:
         """The script calls that store ``envelopes``, and for each call the indexes of the envelopes it answers
         for (a bulk call: one or more, answered by a list; an ``enqueue.lua`` call: one, answered alone).
 
         One job: one ``enqueue.lua`` call. Many: the plain jobs of each queue go ``BULK_CHUNK`` at a time to
-        ``enqueue_many.lua``; a job with an idempotency key or parents gets its own ``enqueue.lua`` call.
+        ``enqueue_many.lua``; a job with an idempotency key or parents gets its own ``enqueue.lua`` call. A call's
+        arguments are built when it is first read (see :func:`jobqueue_redis.streaming.run_streamed`).
         """
         if len(envelopes) == 1:
             envelope = envelopes[0]
             return [(self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now))], [[0]]
-        calls: list[tuple[Script, str, list[str]]] = []
         answers: list[list[int]] = []
+        alone: list[int] = []  # the first calls: one job each
         plain: dict[str, list[int]] = {}
         for i, envelope in enumerate(envelopes):
             if envelope.idempotency_key is None and not envelope.depends_on:
                 plain.setdefault(envelope.queue, []).append(i)
             else:
-                calls.append((self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now)))
+                alone.append(i)
                 answers.append([i])
+        chunks: list[tuple[str, list[int]]] = []
         for queue, indexes in plain.items():
-            head = [repr(now), origin, self.retention(queue)]
             for start in range(0, len(indexes), BULK_CHUNK):
                 chunk = indexes[start:start + BULK_CHUNK]
-                args = list(head)
-                for i in chunk:
-                    args += self._job_fields(envelopes[i], now)
-                calls.append((self.scripts.enqueue_many, self.keys(queue).base, args))
+                chunks.append((queue, chunk))
                 answers.append(chunk)
-        return calls, answers
+
+        def build(n: int) -> Call:
+            if n < len(alone):
+                envelope = envelopes[alone[n]]
+                return self.scripts.enqueue, self.keys(envelope.queue).base, self._enqueue_args(envelope, origin, now)
+            queue, chunk = chunks[n - len(alone)]
+            args = [repr(now), origin, self.retention(queue)]
+            for i in chunk:
+                args += self._job_fields(envelopes[i], now)
+            return self.scripts.enqueue_many, self.keys(queue).base, args
+
+        return LazyCalls(len(answers), build), answers
 
     def _receipts(
-        self, envelopes: Sequence[Envelope], calls: Sequence[tuple[Script, str, list[str]]], answers: Sequence[list[int]], results: Sequence[Any],
+        self, envelopes: Sequence[Envelope], calls: Sequence[Call], answers: Sequence[list[int]], results: Sequence[Any],
     ) -> list[EnqueueReceipt]:
         """One receipt per envelope, in order, from the answers of the calls that stored them."""
         if len(calls) == 1 and len(envelopes) == 1:  # one job, one enqueue.lua answer
@@ -238,7 +249,7 @@ class RedisBackend(Backend):
             if len(calls) == 1:
                 script, base, args = calls[0]
                 return [script(self.client, base, args)]
-            return run_pipeline(self.client, self.scripts, calls)
+            return run_streamed(self.client, self.scripts, calls)
 
         try:
             results = bounded(self.settings, "enqueue", send, outage, patient=not self._unreachable)

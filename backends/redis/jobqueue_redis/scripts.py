@@ -216,16 +216,22 @@ def _pipelined(client: Any, calls: Sequence[tuple[Script, str, Sequence[Any]]]) 
     return results
 
 
+def load_once(client: Any, scripts: Scripts) -> None:
+    """Load every script into ``client``'s server(s), once per client (before calls that cannot load them one by one)."""
+    if id(client) not in scripts.loaded:
+        for script in scripts.all():
+            client.script_load(script.text)
+        scripts.loaded.add(id(client))
+
+
 def run_pipeline(client: Any, scripts: Scripts, calls: Sequence[tuple[Script, str, Sequence[Any]]]) -> list[Any]:
     """Run script calls in one round trip per node.
 
     Calls refused with NOSCRIPT (Redis restarted and lost its script cache) are run again
     after loading the scripts; the calls that did run are not repeated.
     """
-    if len(calls) > 1 and id(client) not in scripts.loaded:
-        for script in scripts.all():  # a fresh server would refuse the whole first pipeline
-            client.script_load(script.text)
-        scripts.loaded.add(id(client))
+    if len(calls) > 1:
+        load_once(client, scripts)  # a fresh server would refuse the whole first pipeline
     results = _pipelined(client, calls)
     missing = [i for i, r in enumerate(results) if is_noscript(r)]
     if missing:
