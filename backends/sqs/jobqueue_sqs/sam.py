@@ -173,7 +173,6 @@ def _producer_policy(specs: list[QueueSpec]) -> dict[str, Any]:
     }
 
 
-#: JOBQUEUE_WEBHOOK_* variables of the worker function -> the parameters that set them (when the app uses webhooks)
 def _webhook_settings(app: JobQueue) -> list[tuple[str, str, dict[str, Any]]]:
     """(variable, parameter, definition) of each webhook setting, when the app uses webhooks (the function runs the
     deliveries and signs them); the function's variable takes the parameter's value.
