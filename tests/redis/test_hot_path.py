@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from jobqueue_redis import RedisBackend
 from jobqueue_redis.codec import envelope_of
+from jobqueue_redis.scripts import load_once
 from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState
@@ -97,16 +98,17 @@ def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_ser
         client = backend.client
         later = tick.enqueue(n=0, _delay=60)
         first = tick.enqueue(n=1)
-        client.script_load(backend.scripts.wake.text)  # as the first wake-up on a fresh server does
+        load_once(client, backend.scripts)  # as the first wake-up on a fresh server does
         client.config_resetstat()
         got = backend.wait_and_claim("q", 1.0, 10, "w:0")
         assert got is not None
         claimed, hint = got
         assert [env.id for env, _ in claimed] == [first.id]
-        # BLPOP, the script call, TIME, the earliest lease and delayed job (one ZRANGE each, reused for the hint),
-        # the pause flag, ZPOPMIN, HMGET and HSET of the job, its lease (ZADD), the stale wake-ups (DEL): the pop that
-        # came back short says the waiting set is empty, so no ZCARD; 14 before
-        assert _commands(client) == 11, client.info("commandstats")
+        # the idle registration (the script call, TIME, ZADD), BLPOP, then the claim: the script call, the registration
+        # out (ZREM) and the inbox looked at (LPOP), TIME, the earliest lease and delayed job (one ZRANGE each, reused for
+        # the hint), the pause flag, ZPOPMIN, HMGET and HSET of the job, its lease (ZADD), the stale wake-ups (DEL): the
+        # pop that came back short says the waiting set is empty, so no ZCARD
+        assert _commands(client) == 16, client.info("commandstats")
         lease = client.zscore(backend.keys("q").set("active"), first.id)
         assert lease is not None and hint == pytest.approx(lease), "the hint: this claim's lease, before the delayed job"
         assert (later.status().not_before or 0) > lease

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from redis.exceptions import ResponseError
+
 from jobqueue.backends.base import Backend
 from jobqueue.envelope import Envelope
 from jobqueue.errors import BrokerUnavailable, UnsupportedEnvelope
@@ -29,6 +31,7 @@ from jobqueue_redis.scripts import (
     Scripts,
     arun_pipeline,
     is_noscript,
+    load_once,
     run_pipeline,
 )
 from jobqueue_redis.settings import RedisSettings
@@ -516,35 +519,71 @@ class RedisBackend(Backend):
     def wait_and_claim(
         self, queue: str, timeout: float, count: int, token_prefix: str,
     ) -> tuple[list[tuple[Envelope, str]], float | None] | None:
-        """Block up to ``timeout`` on ``queue``'s wake-up list, then claim up to ``count`` jobs, in one round trip.
+        """Block up to ``timeout`` for work on ``queue``, then claim up to ``count`` jobs, with the server's clock as "now".
 
-        Both go in one pipeline on one connection, so the claim runs on the server the moment the wait
-        returns (on a wake-up or at the timeout), with the server's clock as "now". None when this cannot be
-        done here (a clock other than the system's, or fakeredis); the caller waits, then claims.
+        Where the queue has no rate limit and no concurrency cap, the worker first registers as idle
+        (``idle.lua``) and blocks on its own inbox as well as the wake-up list: a job enqueued meanwhile is
+        handed to it by ``enqueue.lua``, already claimed, and the BLPOP's answer is the job (no claim call
+        between the enqueue and the start). Otherwise, or when the wait ends without one, ``wake.lua``
+        ends the registration and claims; without a registration it is pipelined behind the BLPOP, so it
+        runs on the server the moment the wait returns. None when this cannot be done here (a clock other
+        than the system's, or fakeredis); the caller waits, then claims.
         """
         from jobqueue.clock import SystemClock
 
         if not isinstance(self.app.clock, SystemClock) or type(self.client).__module__.startswith("fakeredis"):
             return None
-        base = self.keys(queue).base
+        keys = self.keys(queue)
         args = self._claim_args(queue, count, token_prefix)
         args[2] = repr(self.settings.lease)  # wake.lua replaces "now" (args[0]) with the server's clock and adds the lease
         client = self.client
         if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
-            client = client.get_redis_connection(client.get_node_from_key(base))
-        pipe = client.pipeline(transaction=False)
-        pipe.blpop([self.keys(queue).signal], timeout=timeout)
+            client = client.get_redis_connection(client.get_node_from_key(keys.base))
         wake = self.scripts.wake
-        pipe.evalsha(wake.sha, 1, base, *args)
-        _, reply = pipe.execute(raise_on_error=False)
-        if isinstance(reply, Exception):
-            if is_noscript(reply):  # a fresh server: load the script; the caller's next cycle claims
-                client.script_load(wake.text)
-                return [], None
-            if str(reply).startswith(("MOVED", "ASK")):
+        pipe = client.pipeline(transaction=False)
+        config = self.app.queue_config(queue)
+        token = f"{token_prefix}:0"  # a handed job's (a claim's tokens count from 1)
+        try:
+            if config.rate_limit is None and config.concurrency is None:  # a job may be handed to this worker
+                inbox = f"{keys.base}inbox:{token}"
+                registration = f"{token}|{self.settings.lease!r}"
+                load_once(client, self.scripts)  # a fresh server: registered from the first wait on
+                self.scripts.idle.queue(pipe, keys.base, [registration, repr(timeout)])
+                pipe.blpop([inbox, keys.signal], timeout=timeout)
+                registered, popped = pipe.execute(raise_on_error=False)
+                if isinstance(popped, Exception):
+                    raise popped
+                if popped is not None and popped[0] == inbox:
+                    return self._handed(queue, popped[1], token), None
+                if isinstance(registered, Exception):
+                    if not is_noscript(registered):
+                        raise registered
+                    client.script_load(self.scripts.idle.text)  # Redis restarted: registered from the next wait on
+                reply = wake(client, keys.base, [*args, registration])
+            else:
+                pipe.blpop([keys.signal], timeout=timeout)
+                pipe.evalsha(wake.sha, 1, keys.base, *args)
+                _, reply = pipe.execute(raise_on_error=False)
+                if isinstance(reply, Exception):
+                    if is_noscript(reply):  # a fresh server: load the script; the caller's next cycle claims
+                        client.script_load(wake.text)
+                        return [], None
+                    raise reply
+        except ResponseError as exc:
+            if str(exc).startswith(("MOVED", "ASK")):
                 return [], None  # the cluster client finds the moved slot on the caller's next cycle
-            raise reply
-        return self._claimed(queue, reply)
+            raise
+        claimed_reply, handed = reply
+        jobs, hint = self._claimed(queue, claimed_reply)
+        if handed is not None:
+            jobs[:0] = self._handed(queue, handed, token)
+        return jobs, hint
+
+    def _handed(self, queue: str, fields: str, token: str) -> list[tuple[Envelope, str]]:
+        """The job enqueue.lua handed to this worker's inbox (attempt '|' envelope json NUL id), under ``token``."""
+        attempt, _, rest = fields.partition("|")
+        raw, _, job_id = rest.partition("\x00")
+        return self._claimed(queue, [[job_id, raw, attempt, token], "", []])[0]
 
     _lost_json: str | None = None
 

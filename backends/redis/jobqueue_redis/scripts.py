@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 NAMES = (
     "enqueue", "enqueue_many", "claim", "finish", "progress", "heartbeat", "release", "cancel", "retry", "stats", "clean", "pause",
-    "link", "resolve", "parents", "followups", "group",
+    "link", "resolve", "parents", "followups", "group", "idle",
 )
 
 #: what finish.lua answers (cancel.lua: the first) when the job ended with a follow-up to run: it has dependents...
@@ -73,14 +73,22 @@ end
 return {{done, claimed}}
 """
 
-# The wake-up path's claim (RedisBackend.wait_and_claim), pipelined behind a BLPOP: claim.lua with the server's clock
-# as "now" (args[3]: the lease) and the cycle's stale wake-up check, without the cycle's outcomes and their prelude.
-# Returns claim.lua's reply.
+# The wake-up path's claim (RedisBackend.wait_and_claim), after a BLPOP: claim.lua with the server's clock as "now"
+# (args[3]: the lease) and the cycle's stale wake-up check, without the cycle's outcomes and their prelude.
+# With ARGV[11] (the worker's idle.lua registration, 'token|lease'), the registration goes first, and a job
+# enqueue.lua handed to its inbox after the BLPOP returned is taken, in place of one of the jobs to claim.
+# Returns {claim.lua's reply, the handed job's fields or false}.
 _WAKE = """
 local function claim_some(ARGV)
 {claim}
 end
-local args = {{unpack(ARGV)}}
+local args = {{unpack(ARGV, 1, 10)}}
+local handed = false
+if ARGV[11] then
+  redis.call('ZREM', IDLE, ARGV[11])
+  handed = redis.call('LPOP', base .. 'inbox:' .. string.match(ARGV[11], '^(.*)|[^|]*$'))
+  if handed then args[2] = tostring(tonumber(args[2]) - 1) end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 args[1] = string.format('%.6f', now)
@@ -89,7 +97,7 @@ local claimed = claim_some(args)
 if #claimed[1] < 4 * tonumber(args[2]) and (drained or redis.call('ZCARD', WAITING) == 0) then
   redis.call('DEL', SIGNAL)
 end
-return claimed
+return {{claimed, handed}}
 """
 
 
@@ -152,6 +160,7 @@ class Scripts:
     parents: Script
     followups: Script
     group: Script
+    idle: Script
     cycle: Script
     wake: Script
 

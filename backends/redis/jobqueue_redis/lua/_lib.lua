@@ -15,6 +15,7 @@ local WCHILD = base .. 'waiting-children'  -- zset: stored (or last re-checked) 
 local FOLLOWUPS = base .. 'followups'  -- zset: end time -> id of an ended job whose dependents / group are not all told
 local CKEYS = base .. 'ckeys'          -- hash: concurrency key -> how many of its jobs are active
 local PARKED = base .. 'parked'        -- zset: waiting score -> id of every job held back for its concurrency key
+local IDLE = base .. 'idle'            -- zset: end of its wait (server clock) -> 'token|lease' of a worker blocked on its inbox (idle.lua)
 local SIGNAL_MAX = 1000
 -- set by claim.lua: its last pop emptied the waiting set (so the caller need not look)
 local drained = false

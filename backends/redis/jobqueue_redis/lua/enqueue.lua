@@ -5,7 +5,12 @@
 --       job that depends on others. A job with no idempotency key and no parents stops after its fields.
 -- Returns 1 if this call (or an earlier call with the same origin token) created the job, else 0;
 -- {0, first id} when the idempotency key is held by another job within its window.
--- A plain job costs five calls: EXISTS, INCR, one HSET with its whole record and state, ZADD, LPUSH.
+-- A plain job costs six calls: EXISTS, INCR, ZPOPMAX (an idle worker?), one HSET with its whole record and
+-- state, ZADD, LPUSH.
+-- A plain job due now, on a queue with nothing waiting and not paused, goes straight to a worker blocked on its
+-- inbox, if one registered (idle.lua): it is stored active under that worker's token and lease (by the server's
+-- clock, as wake.lua claims) and pushed onto the inbox, whose BLPOP answers with it: no claim call between the
+-- enqueue and the start. The inbox item: attempt '|' envelope json NUL id (the json holds no raw NUL).
 for i = #ARGV + 1, 15 do ARGV[i] = '' end  -- the optional fields a plain job leaves out
 local now = tonumber(ARGV[1])
 local id = ARGV[4]
@@ -31,9 +36,28 @@ local waits = #ARGV > 15  -- for its parents: delivered by resolve.lua once ever
 local nb = tonumber(ARGV[7])
 local delayed = not waits and nb and nb > now
 local state = (waits and 'waiting-children') or (delayed and 'delayed') or 'waiting'
+local worker = nil  -- token, lease deadline, start time and lease of the idle worker this job is handed to
+if state == 'waiting' and ARGV[11] == '' then
+  local idle = redis.call('ZPOPMAX', IDLE)  -- the registration with the longest wait left
+  if #idle > 0 then
+    local t = redis.call('TIME')
+    local tnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    if tonumber(idle[2]) <= tnow then
+      redis.call('DEL', IDLE)  -- the longest wait is over, so every one is: those workers went on (or died)
+    elseif redis.call('ZCARD', WAITING) > 0 or redis.call('EXISTS', PAUSED) == 1 then
+      redis.call('ZADD', IDLE, idle[2], idle[1])  -- jobs ahead of this one, or paused: the worker stays registered
+    else
+      local token, lease = string.match(idle[1], '^(.*)|([^|]*)$')
+      lease = tonumber(lease)
+      worker = {token, string.format('%.6f', tnow + lease), string.format('%.6f', tnow), lease}
+      state = 'active'
+    end
+  end
+end
 local record = {'env', ARGV[5], 'priority', ARGV[6], 'not_before', ARGV[7], 'seq', seq,
   'created_at', ARGV[8], 'attempt', ARGV[9], 'max_attempts', ARGV[10], 'origin', ARGV[2],
-  'progress', '0', 'cancel', '0', 'token', '', 'state', state}
+  'progress', '0', 'cancel', '0', 'token', worker and worker[1] or '', 'state', state}
+if worker then record[#record + 1] = 'started_at' record[#record + 1] = worker[3] end
 if ARGV[11] ~= '' then record[#record + 1] = 'ckey' record[#record + 1] = ARGV[11] end
 if ARGV[12] ~= '' then record[#record + 1] = 'grp' record[#record + 1] = '1' end
 redis.call('HSET', key, unpack(record))
@@ -44,6 +68,12 @@ if waits then
 end
 if delayed then
   redis.call('ZADD', DELAYED, ARGV[7], id)
+elseif worker then
+  redis.call('ZADD', ACTIVE, worker[2], id)
+  local inbox = base .. 'inbox:' .. worker[1]
+  redis.call('RPUSH', inbox, ARGV[9] .. '|' .. ARGV[5] .. '\0' .. id)
+  redis.call('PEXPIRE', inbox, math.ceil(worker[4] * 1000) + 60000)  -- a worker that died: gone after its lease
+  return 1
 else
   redis.call('ZADD', WAITING, wscore(ARGV[6], seq), id)
 end
