@@ -175,6 +175,19 @@ def test_a_handed_job_whose_worker_died_is_delivered_again_once_its_lease_runs_o
     assert [(env.id, env.attempt, token) for env, token in jobs] == [(handle.id, 2, "w:6:1")]
 
 
+def test_a_malformed_envelope_handed_to_a_worker_fails_the_job_with_the_reason(app: JobQueue, backend: RedisBackend) -> None:
+    client, keys = backend.client, backend.keys("q")
+    thread, got = _waiting_in_thread(backend, "q", "w:7", timeout=2.0)
+    # what another client could send enqueue.lua: an envelope that is JSON but not a job envelope
+    fields = ["bad-1", '{"id": "bad-1"}', "5", "", "1.0", "1", "1", "", ""]
+    assert backend.scripts.enqueue(client, keys.base, ["1.0", "origin", backend.retention("q"), *fields]) == 1
+    thread.join(5)
+    assert got == [([], None)], "handed, then nothing to run"
+    status = app.get("bad-1")
+    assert status is not None and status.state is JobState.FAILED
+    assert status.error is not None and "not a job envelope" in status.error.message
+
+
 def test_a_running_worker_takes_handed_jobs_and_records_them(app: JobQueue, backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[int] = []
     handed: list[str] = []
