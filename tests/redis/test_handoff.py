@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from jobqueue_redis import RedisBackend, Worker
+from jobqueue_redis.scripts import load_once
 from pydantic import BaseModel
 
 from jobqueue import JobQueue, JobState
@@ -148,11 +149,16 @@ def test_no_job_is_handed_past_jobs_in_line_a_pause_a_concurrency_key_or_a_wait_
 
 def test_a_worker_on_a_rate_limited_or_capped_queue_does_not_register(app: JobQueue, backend: RedisBackend) -> None:
     client = backend.client
+    load_once(client, backend.scripts)  # on a fresh server the first pipelined claim would load its script and claim nothing
     for queue, options in (("limited", {"rate_limit": RateLimit(limit=100, period=1.0)}), ("capped", {"concurrency": 2})):
         app.queue(queue, **options)
         tick = _tick(app, queue)
         got: list[Any] = []
-        thread = threading.Thread(target=lambda q=queue: got.append(backend.wait_and_claim(q, 1.0, 4, "w:5")), daemon=True)
+
+        def wait(queue: str = queue, got: list[Any] = got) -> None:
+            got.append(backend.wait_and_claim(queue, 1.0, 4, "w:5"))
+
+        thread = threading.Thread(target=wait, daemon=True)
         thread.start()
         time.sleep(0.2)
         assert client.zcard(backend.keys(queue).set("idle")) == 0
