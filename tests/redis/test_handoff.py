@@ -168,6 +168,28 @@ def test_a_worker_on_a_rate_limited_or_capped_queue_does_not_register(app: JobQu
         assert [(env.id, token) for env, token in got[0][0]] == [(handle.id, "w:5:1")], "claimed after the wake-up, as before"
 
 
+def test_a_wait_that_breaks_off_ends_its_registration_and_claims(redis_server: RedisServer) -> None:
+    # a reply that times out stands for any connection failure during the wait (block is shorter than the socket's
+    # timeout in settings; a wait passed a longer timeout, as here, times out on the client)
+    backend = RedisBackend(redis_server.url, prefix=f"jqh-{uuid.uuid4().hex[:8]}", lease=1.0, socket_timeout=0.3, block=0.2)
+    app = JobQueue(backend=backend)
+    app.queue("q")
+    assert app.backend is backend
+    tick = _tick(app)
+    try:
+        client, keys = backend.client, backend.keys("q")
+        first = tick.enqueue(n=1)  # waiting, so the claim after the failed wait has something to take
+        client.delete(keys.signal)  # ... but no wake-up: the wait blocks
+        got = backend.wait_and_claim("q", 1.0, 4, "w:8")
+        assert got is not None
+        assert [(env.id, token) for env, token in got[0]] == [(first.id, "w:8:1")]
+        assert client.zcard(keys.set("idle")) == 0, "no registration outlives the failed wait"
+        later = tick.enqueue(n=2)
+        assert client.zscore(keys.set("waiting"), later.id) is not None, "so no job is handed to a wait no one keeps"
+    finally:
+        app.close()
+
+
 def test_a_handed_job_whose_worker_died_is_delivered_again_once_its_lease_runs_out(app: JobQueue, backend: RedisBackend) -> None:
     client, keys = backend.client, backend.keys("q")
     tick = _tick(app)

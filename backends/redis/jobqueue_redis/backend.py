@@ -550,7 +550,10 @@ class RedisBackend(Backend):
                 load_once(client, self.scripts)  # a fresh server: registered from the first wait on
                 self.scripts.idle.queue(pipe, keys.base, [registration, repr(timeout)])
                 pipe.blpop([inbox, keys.signal], timeout=timeout)
-                registered, popped = pipe.execute(raise_on_error=False)
+                try:
+                    registered, popped = pipe.execute(raise_on_error=False)
+                except TRANSIENT as exc:  # the wait broke off: end the registration now (with a job handed to it
+                    return self._end_wait(client, keys.base, args, registration, queue, token, exc)  # meanwhile)
                 if isinstance(popped, Exception):
                     raise popped
                 if popped is not None and popped[0] == inbox:
@@ -573,6 +576,23 @@ class RedisBackend(Backend):
             if str(exc).startswith(("MOVED", "ASK")):
                 return [], None  # the cluster client finds the moved slot on the caller's next cycle
             raise
+        return self._woken(queue, reply, token)
+
+    def _end_wait(
+        self, client: Any, base: str, args: list[Any], registration: str, queue: str, token: str, failure: BaseException,
+    ) -> tuple[list[tuple[Envelope, str]], float | None]:
+        """After a wait that failed (a dropped connection, a reply that timed out): one try at ``wake.lua`` on a fresh
+        connection, which ends the registration (a job handed to it would otherwise wait for its lease to run out)
+        and claims as usual; if that fails too, the wait's own error."""
+        try:
+            reply = self.scripts.wake(client, base, [*args, registration])
+        except TRANSIENT:
+            raise failure from None
+        logger.debug("waiting for work on %s broke off (%s); the registration is ended and the claim ran", queue, failure)
+        return self._woken(queue, reply, token)
+
+    def _woken(self, queue: str, reply: Any, token: str) -> tuple[list[tuple[Envelope, str]], float | None]:
+        """wake.lua's answer: the claimed jobs, a job handed to this wait (first), and the hint."""
         claimed_reply, handed = reply
         jobs, hint = self._claimed(queue, claimed_reply)
         if handed is not None:
