@@ -125,6 +125,31 @@ def test_kill_9_mid_job_then_another_worker_finishes_everything(redis_server: Re
         lab.stop()
 
 
+def test_jobs_handed_to_waiting_workers_survive_a_kill_9_between_them(redis_server: RedisServer, tmp_path: Path) -> None:
+    # jobs enqueued one at a time while the workers wait go straight to a waiting worker (enqueue.lua's hand-over);
+    # one worker dies while it waits, its registration still standing: a job handed to it comes back when its lease runs out
+    lab = Lab(redis_server, tmp_path, JOBQUEUE_REDIS_LEASE="1.5")
+    try:
+        sleepy = lab.job("sleepy")
+        workers = [lab.start_worker("--queues", "work", "--concurrency", "2") for _ in range(2)]
+        lab.wait_for("both workers to start", lambda: lab.log.llen(lab.key("workers")) == 2)
+        time.sleep(0.3)  # both wait for work
+        handles = []
+        for i in range(40):
+            handles.append(sleepy.enqueue(tag=f"h{i}"))  # type: ignore[attr-defined]
+            if i == 19:
+                workers[0].send_signal(signal.SIGKILL)
+                workers[0].wait(10)
+            time.sleep(0.02)
+        lab.wait_for("every job to complete", lambda: lab.all_completed(handles), timeout=30)
+        tags = [tag for tag, _, _ in lab.runs()]
+        assert set(tags) == {f"h{i}" for i in range(40)}, "every job ran"
+        assert all(h.status().attempt <= 2 for h in handles)
+        assert {pid for _, _, pid in lab.runs()} == {w.pid for w in workers}, "both workers took jobs"
+    finally:
+        lab.stop()
+
+
 def test_two_workers_share_a_queue_and_run_each_job_once(lab: Lab) -> None:
     sleepy = lab.job("sleepy")
     workers = [lab.start_worker("--queues", "work", "--concurrency", "4") for _ in range(2)]
