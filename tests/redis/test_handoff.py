@@ -1,6 +1,6 @@
 """A job enqueued while a worker waits is handed to that worker already claimed (enqueue.lua, idle.lua, wake.lua),
-on a real redis-server: the hand-off itself, the race with the end of a wait, when no job is handed, and a
-handed job whose worker died."""
+on a real redis-server: the hand-off itself, the race with the end of a wait, a wait that breaks off, when no job
+is handed, and a handed job whose worker died or whose envelope is malformed."""
 
 from __future__ import annotations
 
@@ -99,9 +99,9 @@ def test_a_job_handed_after_the_wait_ended_is_taken_by_the_claim_that_ends_the_r
     assert client.zscore(keys.set("waiting"), second.id) is not None and client.llen(keys.signal) == 1
     args = backend._claim_args("q", 2, "w:2")
     args[2] = repr(backend.settings.lease)
-    claimed, handed = backend.scripts.wake(client, keys.base, [*args, registration])
-    assert handed is not None
-    jobs = backend._handed("q", handed, "w:2:0") + backend._claimed("q", claimed)[0]
+    reply = backend.scripts.wake(client, keys.base, [*args, registration])
+    assert reply[1] is not None, "the handed job came back with the claim"
+    jobs, _ = backend._woken("q", reply, "w:2:0")
     assert [(env.id, token) for env, token in jobs] == [(first.id, "w:2:0"), (second.id, "w:2:1")]
     assert not client.exists(f"{keys.base}inbox:w:2:0") and client.zcard(keys.set("idle")) == 0
 
