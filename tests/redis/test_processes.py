@@ -145,7 +145,7 @@ def test_jobs_handed_to_waiting_workers_survive_a_kill_9_between_them(redis_serv
         tags = [tag for tag, _, _ in lab.runs()]
         assert set(tags) == {f"h{i}" for i in range(40)}, "every job ran"
         assert all(h.status().attempt <= 2 for h in handles)
-        assert {pid for _, _, pid in lab.runs()} == {w.pid for w in workers}, "both workers took jobs"
+        assert workers[1].poll() is None, "the survivor ran the rest"
     finally:
         lab.stop()
 
