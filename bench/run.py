@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -447,21 +448,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"round {r + 1}/{args.rounds}")
             if "enqueue" in kinds:
                 for lib in rotate(libs, r):
-                    attempt(bench, "enqueue", lib, r, lambda: bench.enqueue(lib, "one"))
+                    attempt(bench, "enqueue", lib, r, partial(bench.enqueue, lib, "one"))
             if "bulk" in kinds:
                 for lib in rotate([lib for lib in libs if LIBRARIES[lib].bulk], r):
-                    attempt(bench, "bulk", lib, r, lambda: bench.enqueue(lib, "bulk"))
+                    attempt(bench, "bulk", lib, r, partial(bench.enqueue, lib, "bulk"))
             if "process" in kinds:
                 for name in rotate(setups, r):
-                    attempt(bench, "process_default", name, r, lambda: bench.process(SETUPS[name], "default", r))
+                    attempt(bench, "process_default", name, r, partial(bench.process, SETUPS[name], "default", r))
                 for name in rotate([s for s in setups if isinstance(SETUPS[s].c10, tuple)], r):
-                    attempt(bench, "process_c10", name, r, lambda: bench.process(SETUPS[name], "c10", r))
+                    attempt(bench, "process_c10", name, r, partial(bench.process, SETUPS[name], "c10", r))
             if "latency" in kinds:
                 for name in rotate(setups, r):
-                    attempt(bench, "latency", name, r, lambda: bench.latency(SETUPS[name], r))
+                    attempt(bench, "latency", name, r, partial(bench.latency, SETUPS[name], r))
             if "sync" in kinds:
                 for name, venv in rotate_pairs(SYNC_CASES, r, checks):
-                    attempt(bench, "sync", name, r, lambda: bench.sync(name, venv, args.sync_jobs))
+                    attempt(bench, "sync", name, r, partial(bench.sync, name, venv, args.sync_jobs))
         if "cold_import" in kinds:
             attempt(bench, "cold_import", "jobqueue", 0, lambda: bench.project_tool("bench.cold_import", "--rounds", "15"))
         if "sqs" in kinds and args.sqs_jobs:

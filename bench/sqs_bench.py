@@ -59,7 +59,7 @@ def run(n: int, timeout: float) -> dict[str, Any]:
         count_requests()
         from bench.peers.sqs_app import app, noop
 
-        app.backend  # built (and its clients) before the clock and the counters start
+        _ = app.backend  # built (and its clients) before the clock and the counters start
         COUNTS.clear()
         started = time.perf_counter()
         for _ in range(n):

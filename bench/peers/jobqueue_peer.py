@@ -56,7 +56,7 @@ class Producer:
         # module is imported (huey's RedisHuey, dramatiq's RedisBroker): it imports redis-py (~0.1 s). Left to
         # the first enqueue, that import landed in the first paced job's pick-up latency, and the jobs sent
         # back to back to catch up the schedule after it queued behind one another. No connection is opened.
-        app.backend
+        _ = app.backend
 
     def one(self, t: float) -> None:
         job.enqueue(t=t)

@@ -173,7 +173,7 @@ class Backend(ABC):
         """The atomic steps of dependencies and groups (see :mod:`jobqueue.workflows.store`)."""
         raise CapabilityMissing(self.name, Capability.DEPENDENCIES.value)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a default, not abstract: a backend without connections has nothing to do)
         """Release connections. The backend may be used again after (it reconnects)."""
 
     # -- asyncio twins ------------------------------------------------------------------------

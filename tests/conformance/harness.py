@@ -66,7 +66,7 @@ class Harness(ABC):
             self.advance(step)
         raise AssertionError(f"queue {queue!r} still has pending jobs after {rounds} rounds: {app.stats(queue).counts}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a default: most harnesses start nothing)
         """Stop whatever the harness started."""
 
 

@@ -35,7 +35,7 @@ def test_message_chosen_names_are_never_imported_or_evaluated() -> None:
     for i, name in enumerate(hostile_names):
         app.submit([Envelope(id=f"h{i}", name=name, queue="q", payload={"data": "x"}, max_attempts=3)])
     app.backend.run_until_empty()  # type: ignore[attr-defined]
-    for i, name in enumerate(hostile_names):
+    for i in range(len(hostile_names)):
         status = app.get(f"h{i}")
         assert status is not None and status.state is JobState.FAILED
         assert "no handler is registered" in status.error.message and status.attempt == 1

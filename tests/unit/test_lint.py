@@ -1,4 +1,5 @@
-"""ruff over the whole tree with pyproject's [tool.ruff.lint] rules: no unused or undefined names, no syntax errors."""
+"""ruff over the whole tree with pyproject's [tool.ruff.lint] rules: no unused or undefined names, no syntax errors,
+none of flake8-bugbear's likely bugs (a closure bound to a loop variable, an expression that does nothing...)."""
 
 from __future__ import annotations
 

@@ -434,7 +434,7 @@ class Worker:
             if finished and time.monotonic() - since > self.backend.settings.ack_retry_for:
                 logger.error("could not record %d outcome(s) for %gs (%s); they are delivered again once their leases run out",
                              len(finished), self.backend.settings.ack_retry_for, exc)
-                for envelope, token, outcome in finished:
+                for envelope, token, _ in finished:
                     self.sink.drop_if((envelope.queue, envelope.id), token)
                     self._done((envelope.queue, envelope.id), None)
                 finished = []
@@ -510,7 +510,7 @@ class Worker:
         with self._lock:
             self._claimed_at = time.monotonic()
             self._claimed = len(jobs)
-            for envelope, token in jobs:
+            for envelope, _ in jobs:
                 self._active[(envelope.queue, envelope.id)] = None
             self._line.extend(jobs)
             if self._idle.is_set():
