@@ -533,63 +533,72 @@ class RedisBackend(Backend):
 
         if not isinstance(self.app.clock, SystemClock) or type(self.client).__module__.startswith("fakeredis"):
             return None
-        keys = self.keys(queue)
         args = self._claim_args(queue, count, token_prefix)
         args[2] = repr(self.settings.lease)  # wake.lua replaces "now" (args[0]) with the server's clock and adds the lease
         client = self.client
         if hasattr(client, "get_node_from_key") and hasattr(client, "get_redis_connection"):  # a cluster: the queue's node
-            client = client.get_redis_connection(client.get_node_from_key(keys.base))
-        wake = self.scripts.wake
-        pipe = client.pipeline(transaction=False)
+            client = client.get_redis_connection(client.get_node_from_key(self.keys(queue).base))
         config = self.app.queue_config(queue)
-        token = f"{token_prefix}:0"  # a handed job's (a claim's tokens count from 1)
         try:
             if config.rate_limit is None and config.concurrency is None:  # a job may be handed to this worker
-                inbox = f"{keys.base}inbox:{token}"
-                registration = f"{token}|{self.settings.lease!r}"
-                load_once(client, self.scripts)  # a fresh server: registered from the first wait on
-                self.scripts.idle.queue(pipe, keys.base, [registration, repr(timeout)])
-                pipe.blpop([inbox, keys.signal], timeout=timeout)
-                try:
-                    registered, popped = pipe.execute(raise_on_error=False)
-                except TRANSIENT as exc:  # the wait broke off: end the registration now (with a job handed to it
-                    return self._end_wait(client, keys.base, args, registration, queue, token, exc)  # meanwhile)
-                if isinstance(popped, Exception):
-                    raise popped
-                if popped is not None and popped[0] == inbox:
-                    return self._handed(queue, popped[1], token), None
-                if isinstance(registered, Exception):
-                    if not is_noscript(registered):
-                        raise registered
-                    client.script_load(self.scripts.idle.text)  # Redis restarted: registered from the next wait on
-                reply = wake(client, keys.base, [*args, registration])
-            else:
-                pipe.blpop([keys.signal], timeout=timeout)
-                pipe.evalsha(wake.sha, 1, keys.base, *args)
-                _, reply = pipe.execute(raise_on_error=False)
-                if isinstance(reply, Exception):
-                    if is_noscript(reply):  # a fresh server: load the script; the caller's next cycle claims
-                        client.script_load(wake.text)
-                        return [], None
-                    raise reply
+                return self._wait_registered(client, queue, args, timeout, f"{token_prefix}:0")  # a claim's tokens count from 1
+            return self._wait_pipelined(client, queue, args, timeout)
         except ResponseError as exc:
             if str(exc).startswith(("MOVED", "ASK")):
                 return [], None  # the cluster client finds the moved slot on the caller's next cycle
             raise
+
+    def _wait_registered(
+        self, client: Any, queue: str, args: list[Any], timeout: float, token: str,
+    ) -> tuple[list[tuple[Envelope, str]], float | None]:
+        """Register as idle and block on this wait's inbox and the wake-up list; the job handed over, else ``wake.lua``."""
+        keys = self.keys(queue)
+        inbox = f"{keys.base}inbox:{token}"
+        registration = f"{token}|{self.settings.lease!r}"
+        load_once(client, self.scripts)  # a fresh server: registered from the first wait on
+        pipe = client.pipeline(transaction=False)
+        self.scripts.idle.queue(pipe, keys.base, [registration, repr(timeout)])
+        pipe.blpop([inbox, keys.signal], timeout=timeout)
+        try:
+            registered, popped = pipe.execute(raise_on_error=False)
+        except TRANSIENT as exc:  # the wait broke off: end the registration now, taking a job handed to it meanwhile
+            failure: BaseException | None = exc
+        else:
+            failure = None
+            if isinstance(popped, Exception):
+                raise popped
+            if popped is not None and popped[0] == inbox:
+                return self._handed(queue, popped[1], token), None
+            if isinstance(registered, Exception):
+                if not is_noscript(registered):
+                    raise registered
+                client.script_load(self.scripts.idle.text)  # Redis restarted: registered from the next wait on
+        try:  # a failed wait tries once, on a fresh connection; if that fails too, the wait's own error goes up
+            reply = self.scripts.wake(client, keys.base, [*args, registration])
+        except TRANSIENT:
+            if failure is None:
+                raise
+            raise failure from None
+        if failure is not None:
+            logger.debug("waiting for work on %s broke off (%s); the registration is ended and the claim ran", queue, failure)
         return self._woken(queue, reply, token)
 
-    def _end_wait(
-        self, client: Any, base: str, args: list[Any], registration: str, queue: str, token: str, failure: BaseException,
+    def _wait_pipelined(
+        self, client: Any, queue: str, args: list[Any], timeout: float,
     ) -> tuple[list[tuple[Envelope, str]], float | None]:
-        """After a wait that failed (a dropped connection, a reply that timed out): one try at ``wake.lua`` on a fresh
-        connection, which ends the registration (a job handed to it would otherwise wait for its lease to run out)
-        and claims as usual; if that fails too, the wait's own error."""
-        try:
-            reply = self.scripts.wake(client, base, [*args, registration])
-        except TRANSIENT:
-            raise failure from None
-        logger.debug("waiting for work on %s broke off (%s); the registration is ended and the claim ran", queue, failure)
-        return self._woken(queue, reply, token)
+        """Block on the wake-up list with ``wake.lua`` pipelined behind: it claims the moment the wait returns."""
+        keys = self.keys(queue)
+        wake = self.scripts.wake
+        pipe = client.pipeline(transaction=False)
+        pipe.blpop([keys.signal], timeout=timeout)
+        pipe.evalsha(wake.sha, 1, keys.base, *args)
+        _, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            if is_noscript(reply):  # a fresh server: load the script; the caller's next cycle claims
+                client.script_load(wake.text)
+                return [], None
+            raise reply
+        return self._woken(queue, reply, "")
 
     def _woken(self, queue: str, reply: Any, token: str) -> tuple[list[tuple[Envelope, str]], float | None]:
         """wake.lua's answer: the claimed jobs, a job handed to this wait (first), and the hint."""
