@@ -80,9 +80,10 @@ def test_a_job_enqueued_while_a_worker_waits_is_handed_to_it_already_claimed(app
     assert envelope.payload == {"n": 7} and envelope.attempt == 1
     assert handle.status().state is JobState.ACTIVE
     assert client.hget(keys.job(handle.id), "token") == "w:1:0"
-    lease = client.zscore(keys.set("active"), handle.id)
-    server_now = float(client.time()[0])
-    assert lease is not None and server_now < lease <= server_now + backend.settings.lease + 1
+    score = client.zscore(keys.set("active"), handle.id)
+    assert score is not None and score == int(score), "leases are scored in whole milliseconds"
+    lease, server_now = score / 1000, float(client.time()[0])
+    assert server_now < lease <= server_now + backend.settings.lease + 1
     assert client.zcard(keys.set("waiting")) == 0 and client.llen(keys.signal) == 0, "neither waiting nor a wake-up"
     assert client.zcard(keys.set("idle")) == 0 and not client.exists(f"{keys.base}inbox:w:1:0")
     assert backend.finish(envelope, "w:1:0", Outcome(JobState.COMPLETED, result=7)), "the handed token holds the lease"

@@ -20,7 +20,9 @@ from jobqueue.refs import JobRef
 from jobqueue.runner import Outcome, error_info
 from jobqueue.states import JobState
 from jobqueue.status import EnqueueReceipt, ErrorInfo, Health, JobPage, JobStatus, QueueStats
-from jobqueue_redis.codec import encode_ref, envelope_of, expired, finish_args, outcome_args, retention_spec, status_of
+from jobqueue_redis.codec import (
+    encode_ref, envelope_of, expired, finish_args, lease_ms, outcome_args, retention_spec, status_of,
+)
 from jobqueue_redis.connection import TRANSIENT, Outage, abounded, bounded, build_async_client, build_client
 from jobqueue_redis.keys import QueueKeys
 from jobqueue_redis.scripts import (
@@ -635,7 +637,7 @@ class RedisBackend(Backend):
                 self._lost_json, self.retention(queue), str(config.concurrency_per_key),
             ])
         now = self._now() if now is None else now
-        return [repr(now), str(count), repr(now + self.settings.lease), token_prefix, *tail[1]]
+        return [repr(now), str(count), lease_ms(now + self.settings.lease), token_prefix, *tail[1]]
 
     def _claimed(self, queue: str, reply: Any) -> tuple[list[tuple[Envelope, str]], float | None]:
         flat, hint, followed = reply
@@ -685,7 +687,7 @@ class RedisBackend(Backend):
 
     def heartbeat(self, queue: str, held: Sequence[tuple[str, str]]) -> list[str]:
         """Extend the leases of ``held`` (id, token) pairs; returns the ids whose lease was lost."""
-        args: list[Any] = [repr(self._now() + self.settings.lease)]
+        args: list[Any] = [lease_ms(self._now() + self.settings.lease)]
         for job_id, token in held:
             args += [job_id, token]
         return list(self._run(self.scripts.heartbeat, queue, args))

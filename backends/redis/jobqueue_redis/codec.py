@@ -19,6 +19,11 @@ def encode_ref(ref: JobRef) -> str:
     return json.dumps([ref.queue, ref.id], separators=(",", ":"))
 
 
+def lease_ms(deadline: float) -> str:
+    """A lease deadline (seconds) as the active set scores it: whole milliseconds (see ``lease_ms`` in ``_lib.lua``)."""
+    return str(int(deadline * 1000))
+
+
 def num(value: str | None) -> float | None:
     return None if value is None or value == "" else float(value)
 

@@ -92,7 +92,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 args[1] = string.format('%.6f', now)
-args[3] = string.format('%.6f', now + tonumber(args[3]))
+args[3] = lease_ms(now + tonumber(args[3]))
 local claimed = claim_some(args)
 if #claimed[1] < 4 * tonumber(args[2]) and (drained or redis.call('ZCARD', WAITING) == 0) then
   redis.call('DEL', SIGNAL)

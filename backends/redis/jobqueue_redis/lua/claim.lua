@@ -2,13 +2,14 @@
 -- pause, the queue's concurrency cap and its rate limit, then mark jobs active under a lease.
 -- A job whose concurrency key already has its limit of active jobs is parked (parked:<key>) until one
 -- of them leaves active (free_key).
--- ARGV: now, n, lease deadline, token prefix, concurrency|'', rate limit|'', rate period|'',
+-- ARGV: now, n, lease deadline (integer ms), token prefix, concurrency|'', rate limit|'', rate period|'',
 --       lost-lease error json, retention, active jobs allowed per concurrency key
 -- Returns {jobs, hint, followed}: jobs = flat list of id, envelope, attempt, token, ...; hint = the earliest
 -- time something may become claimable (next delayed, rate window reopening, lease expiry) or '';
 -- followed = ids of jobs whose lease ran out for good and that left a follow-up (dependents, group).
 local now_s = ARGV[1]
 local now = tonumber(now_s)
+local now_ms = now * 1000  -- the active set's scores are lease deadlines in ms
 local want = tonumber(ARGV[2])
 local rules = parse_retention(ARGV[9])
 local per_key = tonumber(ARGV[10]) or 1
@@ -21,8 +22,8 @@ local first_delayed = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
 
 -- leases that ran out: the attempt counts; deliver again or fail
 local dead = {}
-if #first_lease > 0 and tonumber(first_lease[2]) <= now then
-  dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', now_s, 'LIMIT', 0, 100)
+if #first_lease > 0 and tonumber(first_lease[2]) <= now_ms then
+  dead = redis.call('ZRANGEBYSCORE', ACTIVE, '-inf', string.format('%.3f', now_ms), 'LIMIT', 0, 100)
   first_lease = nil  -- read again for the hint
 end
 for _, id in ipairs(dead) do
@@ -56,8 +57,9 @@ local function hint()
   local d = first_delayed or redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
   if #d > 0 then best = tonumber(d[2]) end
   local a = first_lease or redis.call('ZRANGE', ACTIVE, 0, 0, 'WITHSCORES')
-  local lease = #a > 0 and tonumber(a[2]) or nil
-  if taken > 0 and (not lease or tonumber(ARGV[3]) < lease) then lease = tonumber(ARGV[3]) end  -- this claim's leases
+  local lease = #a > 0 and tonumber(a[2]) / 1000 or nil
+  local mine = tonumber(ARGV[3]) / 1000
+  if taken > 0 and (not lease or mine < lease) then lease = mine end  -- this claim's leases
   if lease and (not best or lease < best) then best = lease end
   return best
 end
@@ -95,18 +97,20 @@ end
 
 local jobs = {}
 local leases = {}  -- deadline, id pairs: one ZADD to active for the whole claim
-for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded number of times
-  local popped = redis.call('ZPOPMIN', WAITING, n - taken)
-  drained = #popped < 2 * (n - taken)
+for _ = 1, 20 do  -- parked jobs leave room for more: take again, a bounded number of times
+  -- the first ids without their scores, removed together below (ZPOPMIN would format every score as text)
+  local head = redis.call('ZRANGE', WAITING, 0, n - taken - 1)
+  drained = #head < n - taken
   local parked = 0
-  for i = 1, #popped, 2 do
-    local id = popped[i]
+  for i = 1, #head do
+    local id = head[i]
     local key = jk(id)
     local f = redis.call('HMGET', key, 'state', 'env', 'attempt', 'ckey')
     if f[1] == 'waiting' and f[4] and (tonumber(redis.call('HGET', CKEYS, f[4])) or 0) >= per_key then
       parked = parked + 1
-      redis.call('ZADD', parked_key(f[4]), popped[i + 1], id)
-      redis.call('ZADD', PARKED, popped[i + 1], id)
+      local score = redis.call('ZSCORE', WAITING, id)
+      redis.call('ZADD', parked_key(f[4]), score, id)
+      redis.call('ZADD', PARKED, score, id)
     elseif f[1] == 'waiting' then
       if f[4] then redis.call('HINCRBY', CKEYS, f[4], 1) end
       taken = taken + 1
@@ -120,6 +124,7 @@ for _ = 1, 20 do  -- parked jobs leave room for more: pop again, a bounded numbe
       jobs[#jobs + 1] = token
     end
   end
+  if #head > 0 then redis.call('ZREMRANGEBYRANK', WAITING, 0, #head - 1) end
   if parked == 0 or taken >= n then break end
 end
 zadd_many(ACTIVE, leases)

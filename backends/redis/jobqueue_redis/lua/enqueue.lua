@@ -49,7 +49,7 @@ if state == 'waiting' and ARGV[11] == '' then
     else
       local token, lease = string.match(idle[1], '^(.*)|([^|]*)$')
       lease = tonumber(lease)
-      worker = {token, string.format('%.6f', tnow + lease), string.format('%.6f', tnow), lease}
+      worker = {token, lease_ms(tnow + lease), string.format('%.6f', tnow), lease}
       state = 'active'
     end
   end

@@ -1,4 +1,4 @@
--- Extend the leases a worker holds. ARGV: new deadline, then id, token pairs.
+-- Extend the leases a worker holds. ARGV: new deadline (integer ms), then id, token pairs.
 -- Returns the ids whose lease was lost (reaped, cancelled-and-finished, or taken by another worker).
 local lost = {}
 for i = 2, #ARGV, 2 do
