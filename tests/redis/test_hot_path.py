@@ -69,6 +69,32 @@ def test_a_cycle_costs_two_commands_per_outcome_and_per_claimed_job(own_server: 
         app.close()
 
 
+def test_a_stored_job_leaves_out_the_fields_at_their_default(own_server: RedisServer) -> None:
+    app = JobQueue(backend=RedisBackend(own_server.url, prefix="hot"))
+    app.queue("q")
+    @app.job(name="tick", queue="q")
+    def tick(payload: Tick) -> None:
+        pass
+
+    try:
+        backend = app.backend
+        assert isinstance(backend, RedisBackend)
+        one = tick.enqueue(n=1)
+        many = tick.enqueue_many([{"n": 2}, {"n": 3}])
+        later = tick.enqueue(n=4, _delay=60)
+        for handle in (one, *many):
+            fields = set(backend.client.hgetall(backend.keys("q").job(handle.id)))
+            assert not fields & {"progress", "cancel", "token", "not_before"}, fields  # a smaller HSET at enqueue
+            status = handle.status()
+            assert status.state is JobState.WAITING and status.progress == 0.0 and status.not_before is None
+            assert not status.cancel_requested
+        assert backend.client.hget(backend.keys("q").job(later.id), "not_before") is not None
+        assert later.status().state is JobState.DELAYED
+        assert app.cancel(one.id) and one.status().state is JobState.CANCELLED
+    finally:
+        app.close()
+
+
 def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
     raw = Envelope(id="j1", name="tick", queue="q", payload={"n": 3}, max_attempts=4).encode()
     assert envelope_of("j1", "q", raw, "2") == decode_envelope(raw, attempt=2)

@@ -54,10 +54,15 @@ if state == 'waiting' and ARGV[11] == '' then
     end
   end
 end
-local record = {'env', ARGV[5], 'priority', ARGV[6], 'not_before', ARGV[7], 'seq', seq,
-  'created_at', ARGV[8], 'attempt', ARGV[9], 'max_attempts', ARGV[10], 'origin', ARGV[2],
-  'progress', '0', 'cancel', '0', 'token', worker and worker[1] or '', 'state', state}
-if worker then record[#record + 1] = 'started_at' record[#record + 1] = worker[3] end
+-- fields at their default are left out (no progress, cancel flag, lease token or due time: readers take a
+-- missing one as 0, unset, none): a smaller record is a cheaper HSET
+local record = {'env', ARGV[5], 'priority', ARGV[6], 'seq', seq, 'created_at', ARGV[8], 'attempt', ARGV[9],
+  'max_attempts', ARGV[10], 'origin', ARGV[2], 'state', state}
+if ARGV[7] ~= '' then record[#record + 1] = 'not_before' record[#record + 1] = ARGV[7] end
+if worker then
+  record[#record + 1] = 'token' record[#record + 1] = worker[1]
+  record[#record + 1] = 'started_at' record[#record + 1] = worker[3]
+end
 if ARGV[11] ~= '' then record[#record + 1] = 'ckey' record[#record + 1] = ARGV[11] end
 if ARGV[12] ~= '' then record[#record + 1] = 'grp' record[#record + 1] = '1' end
 redis.call('HSET', key, unpack(record))

@@ -28,9 +28,10 @@ for j = 1, n do
     local seq = last - n + j
     local nb = tonumber(ARGV[at + 4])
     local delayed = nb and nb > now
-    local record = {'env', ARGV[at + 2], 'priority', ARGV[at + 3], 'not_before', ARGV[at + 4], 'seq', seq,
-      'created_at', ARGV[at + 5], 'attempt', ARGV[at + 6], 'max_attempts', ARGV[at + 7], 'origin', origin,
-      'progress', '0', 'cancel', '0', 'token', '', 'state', delayed and 'delayed' or 'waiting'}
+    local record = {'env', ARGV[at + 2], 'priority', ARGV[at + 3], 'seq', seq, 'created_at', ARGV[at + 5],
+      'attempt', ARGV[at + 6], 'max_attempts', ARGV[at + 7], 'origin', origin,
+      'state', delayed and 'delayed' or 'waiting'}  -- fields at their default left out, as in enqueue.lua
+    if ARGV[at + 4] ~= '' then record[#record + 1] = 'not_before' record[#record + 1] = ARGV[at + 4] end
     if ARGV[at + 8] ~= '' then record[#record + 1] = 'ckey' record[#record + 1] = ARGV[at + 8] end
     if ARGV[at + 9] ~= '' then record[#record + 1] = 'grp' record[#record + 1] = '1' end
     redis.call('HSET', key, unpack(record))
