@@ -4,6 +4,7 @@ and the envelope decoder the claim uses."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from jobqueue import JobQueue, JobState
 from jobqueue.envelope import Envelope, decode_envelope
 from jobqueue.errors import UnsupportedEnvelope
+from jobqueue.job import JobDefinition
 from jobqueue.options import Retention, RetentionRule
 from jobqueue.runner import Outcome
 from tests.redis_servers import RedisServer
@@ -40,17 +42,27 @@ def _commands(client: Any) -> int:
     return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
 
 
-def test_a_cycle_costs_two_commands_per_outcome_and_per_claimed_job(own_server: RedisServer) -> None:
-    app = JobQueue(backend=RedisBackend(own_server.url, prefix="hot"))
-    app.queue("q", retention=Retention(completed=RetentionRule(max_count=5)))
+@contextmanager
+def _ticking(server: RedisServer, prefix: str, **queue_options: Any) -> Iterator[tuple[JobQueue, RedisBackend, JobDefinition[None]]]:
+    """An app on ``server`` with queue ``q`` and its job ``tick``: the app, its backend and the job; closed after."""
+    app = JobQueue(backend=RedisBackend(server.url, prefix=prefix))
+    app.queue("q", **queue_options)
+
     @app.job(name="tick", queue="q")
     def tick(payload: Tick) -> None:
         pass
 
     try:
-        tick.enqueue_many([{"n": i} for i in range(40)])
         backend = app.backend
         assert isinstance(backend, RedisBackend)
+        yield app, backend, tick
+    finally:
+        app.close()
+
+
+def test_a_cycle_costs_two_commands_per_outcome_and_per_claimed_job(own_server: RedisServer) -> None:
+    with _ticking(own_server, "hot", retention=Retention(completed=RetentionRule(max_count=5))) as (app, backend, tick):
+        tick.enqueue_many([{"n": i} for i in range(40)])
         _, claimed, _ = backend.cycle("q", [], 10, "w:0")
         assert len(claimed) == 10
         done = Outcome(JobState.COMPLETED)
@@ -65,20 +77,10 @@ def test_a_cycle_costs_two_commands_per_outcome_and_per_claimed_job(own_server: 
         assert used <= 40 + 20, client.info("commandstats")  # 57 here; 160 before finish.lua read and wrote once
         assert [status.state for status in (app.get(env.id) for env, _ in again) if status] == [JobState.ACTIVE] * 10
         assert sum(1 for env, _ in claimed if app.get(env.id) is not None) == 5  # retention kept the last 5
-    finally:
-        app.close()
 
 
 def test_a_stored_job_leaves_out_the_fields_at_their_default(own_server: RedisServer) -> None:
-    app = JobQueue(backend=RedisBackend(own_server.url, prefix="hot"))
-    app.queue("q")
-    @app.job(name="tick", queue="q")
-    def tick(payload: Tick) -> None:
-        pass
-
-    try:
-        backend = app.backend
-        assert isinstance(backend, RedisBackend)
+    with _ticking(own_server, "hot") as (app, backend, tick):
         one = tick.enqueue(n=1)
         many = tick.enqueue_many([{"n": 2}, {"n": 3}])
         later = tick.enqueue(n=4, _delay=60)
@@ -91,8 +93,6 @@ def test_a_stored_job_leaves_out_the_fields_at_their_default(own_server: RedisSe
         assert backend.client.hget(backend.keys("q").job(later.id), "not_before") is not None
         assert later.status().state is JobState.DELAYED
         assert app.cancel(one.id) and one.status().state is JobState.CANCELLED
-    finally:
-        app.close()
 
 
 def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
@@ -111,16 +111,7 @@ def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
 
 
 def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_server: RedisServer) -> None:
-    app = JobQueue(backend=RedisBackend(own_server.url, prefix="wake"))
-    app.queue("q")
-
-    @app.job(name="tick", queue="q")
-    def tick(payload: Tick) -> None:
-        pass
-
-    try:
-        backend = app.backend
-        assert isinstance(backend, RedisBackend)
+    with _ticking(own_server, "wake") as (app, backend, tick):
         client = backend.client
         later = tick.enqueue(n=0, _delay=60)
         first = tick.enqueue(n=1)
@@ -149,5 +140,3 @@ def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_ser
         again = [env for env, _ in got[0]]
         assert {env.id for env in again} >= {first.id}, "the wake-up claim reaps a lease that ran out and delivers it again"
         assert next(env for env in again if env.id == first.id).attempt == 2
-    finally:
-        app.close()
