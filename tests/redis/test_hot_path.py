@@ -95,6 +95,21 @@ def test_a_stored_job_leaves_out_the_fields_at_their_default(own_server: RedisSe
         assert app.cancel(one.id) and one.status().state is JobState.CANCELLED
 
 
+def test_the_claim_writes_no_progress_and_an_attempt_that_will_be_retried_resets_it(own_server: RedisServer) -> None:
+    with _ticking(own_server, "hot") as (app, backend, tick):
+        handle = tick.enqueue(n=1)
+        _, claimed, _ = backend.cycle("q", [], 1, "w:0")
+        (envelope, token), = claimed
+        assert backend.client.hget(backend.keys("q").job(handle.id), "progress") is None  # one field less per claim
+        assert handle.status().progress == 0.0
+        assert backend.set_progress(envelope, token, 40.0) and handle.status().progress == 40.0
+        retry = Outcome(JobState.DELAYED, retry_at=app.clock.now() + 60)
+        kept, _, _ = backend.cycle("q", [(envelope, token, retry)], 0, "w:1")
+        assert kept == [1]
+        status = handle.status()
+        assert status.state is JobState.DELAYED and status.progress == 0.0 and status.attempt == 2
+
+
 def test_the_claim_decodes_an_envelope_as_decode_envelope_does() -> None:
     raw = Envelope(id="j1", name="tick", queue="q", payload={"n": 3}, max_attempts=4).encode()
     assert envelope_of("j1", "q", raw, "2") == decode_envelope(raw, attempt=2)

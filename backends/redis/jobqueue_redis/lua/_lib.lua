@@ -161,7 +161,7 @@ local function ended(id, state, now_s, rules, followed)
     local ids = batch.ended[state]
     if not ids then ids = {} batch.ended[state] = ids end
     ids[#ids + 1] = id
-    batch.retain[state] = {rules, tonumber(now_s)}
+    if not batch.retain[state] then batch.retain[state] = {rules, tonumber(now_s)} end  -- one clock and rule per call
     return followed
   end
   redis.call('ZADD', fin(state), redis.call('INCR', FSEQ), id)

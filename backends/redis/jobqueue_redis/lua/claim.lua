@@ -115,7 +115,8 @@ for _ = 1, 20 do  -- parked jobs leave room for more: take again, a bounded numb
       if f[4] then redis.call('HINCRBY', CKEYS, f[4], 1) end
       taken = taken + 1
       local token = ARGV[4] .. ':' .. taken
-      redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token, 'progress', '0')
+      -- no progress to reset: an attempt that ends without completing resets it (finish, lease reaped, release, retry)
+      redis.call('HSET', key, 'state', 'active', 'started_at', now_s, 'token', token)
       leases[#leases + 1] = ARGV[3]
       leases[#leases + 1] = id
       jobs[#jobs + 1] = id

@@ -33,6 +33,8 @@ else
     fields[#fields + 1] = ARGV[6]
     fields[#fields + 1] = 'not_before'
     fields[#fields + 1] = ARGV[7]
+    fields[#fields + 1] = 'progress'  -- the next attempt starts from nothing (the claim does not reset it)
+    fields[#fields + 1] = '0'
     if redis.call('HGET', key, 'cancel') == '1' then  -- cancelled while it ran: it ends instead of waiting for its next attempt
       outcome = 'cancelled'
     else
