@@ -27,9 +27,15 @@ def test_names_in_comments_pull_in_nothing() -> None:
     assert lean(PRELUDE, "-- see promote and end_batch\nreturn 1") == ""
 
 
+def test_names_in_string_literals_pull_in_nothing() -> None:
+    kept = LOCAL.findall(lean(PRELUDE, "return redis.call('LPUSH', SIGNAL, 'signal', \"batch\")"))
+    assert kept == ["base", "SIGNAL"]  # the key's own text, base .. 'signal', does not pull in signal() either
+
+
 @pytest.mark.parametrize("script", Scripts().all(), ids=lambda s: s.name)
 def test_every_prelude_name_a_script_uses_is_defined_before_it(script) -> None:  # type: ignore[no-untyped-def]
-    body_names = set(re.findall(r"[A-Za-z_]\w*", re.sub(r"--[^\n]*", "", script.text)))
+    code = re.sub(r"'[^'\n]*'|\"[^\"\n]*\"", "", re.sub(r"--[^\n]*", "", script.text))
+    body_names = set(re.findall(r"[A-Za-z_]\w*", code))
     defined = set(LOCAL.findall(script.text))
     assert (body_names & set(NAMES)) <= defined
 

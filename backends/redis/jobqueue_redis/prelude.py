@@ -12,6 +12,7 @@ import re
 
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _COMMENT = re.compile(r"--[^\n]*")
+_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")  # a string literal names nothing (SIGNAL is base .. 'signal')
 _DEFINES = re.compile(r"local (?:function )?([A-Za-z_]\w*)")
 
 
@@ -54,5 +55,6 @@ def lean(prelude: list[tuple[str, str]], body: str) -> str:
 
 
 def _names(code: str) -> set[str]:
-    """The names ``code`` mentions outside its comments (the scripts hold no "--" inside a string)."""
-    return set(_NAME.findall(_COMMENT.sub("", code)))
+    """The names ``code`` mentions outside its comments and string literals (the scripts hold no "--" inside a
+    string, nor a quote inside a string or a comment)."""
+    return set(_NAME.findall(_STRING.sub("", _COMMENT.sub("", code))))
