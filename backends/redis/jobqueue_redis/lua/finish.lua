@@ -13,11 +13,9 @@ if f[1] ~= 'active' or f[2] ~= ARGV[2] then return 0 end
 unactive(id)
 free_key(id, f[3])
 local outcome = ARGV[4]
-local followed = false
 if outcome == 'completed' and ARGV[9] == '' and not f[6] then
   -- the usual end, written with no table built for it (a tenth of the worker's cycle script, measured)
   redis.call('HSET', key, 'token', '', 'result', ARGV[8], 'progress', '100', 'state', outcome, 'finished_at', now_s)
-  followed = ended(id, outcome, now_s, parse_retention(ARGV[10]), follow_up_of(f[4], f[5]))
 else
   local fields = {'token', ''}
   if ARGV[9] ~= '' then
@@ -54,9 +52,10 @@ else
     fields[#fields + 1] = 'finished_at'
     fields[#fields + 1] = now_s
     redis.call('HSET', key, unpack(fields))
-    followed = ended(id, outcome, now_s, parse_retention(ARGV[10]), follow_up_of(f[4], f[5]))
   end
 end
+-- an end (not a retry): filed in its finished set, with its follow-up noted
+local followed = outcome ~= 'delayed' and ended(id, outcome, now_s, parse_retention(ARGV[10]), follow_up_of(f[4], f[5]))
 -- a slot freed: wake a worker that held back for the queue's concurrency cap
 if ARGV[11] == '1' and redis.call('ZCARD', WAITING) > 0 then signal(1) end
 if followed then return followed end
