@@ -247,6 +247,16 @@ class JobRunner:
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
             return outcome
 
+    async def aattempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
+        """:meth:`attempt` on an event loop: the outcome is decided, not recorded (the caller records it, then
+        calls :meth:`settle`)."""
+        if not telemetry.tracing(self.app):
+            return await self._aattempt(envelope, sink)
+        with telemetry.job_span(self.app, envelope) as span:
+            outcome = await self._aattempt(envelope, sink)
+            telemetry.record_outcome(span, outcome.state.value, outcome.error)
+            return outcome
+
     def _begin(self, envelope: Envelope, sink: AttemptSink) -> tuple[JobDefinition[Any], BaseModel | None, JobContext] | Outcome:
         """Resolve and validate, then announce the start; an :class:`Outcome` if the job cannot start."""
         job = self.app.registry.get(envelope.name)
@@ -319,20 +329,23 @@ class JobRunner:
         return awaitable if default is None else _with_timeout(awaitable, default, name, default=True)
 
     async def _aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
+        outcome = await self._aattempt(envelope, sink)
+        return await asyncio.to_thread(self._finish, envelope, outcome, sink)
+
+    async def _aattempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
         begun = self._begin(envelope, sink)
         if isinstance(begun, Outcome):
-            return await asyncio.to_thread(self._finish, envelope, begun, sink)
+            return begun
         job, payload, ctx = begun
-        started = time.perf_counter()
+        started = _perf_counter()
         try:
             if job.is_async:
                 value = await self._bounded(job.invoke(payload, ctx), envelope.timeout, job.name)
             else:
                 value = await self._bounded(asyncio.to_thread(job.invoke, payload, ctx), envelope.timeout, job.name)
-            outcome = _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
+            return _completed(value if value is None else encode_result(value, job.name), _perf_counter() - started)
         except Exception as exc:
-            outcome = self._outcome_for_error(envelope, job, exc, started)
-        return await asyncio.to_thread(self._finish, envelope, outcome, sink)
+            return self._outcome_for_error(envelope, job, exc, started)
 
 
 def _default_timeout(seconds: float) -> str:

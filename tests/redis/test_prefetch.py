@@ -1,9 +1,10 @@
 """Claiming ahead (``prefetch``): a worker whose jobs are quick claims four times its free slots per call, never more
-running at once than its concurrency; slow jobs and async jobs get only the free slots. And the claim's shortcuts
-when it got all it asked for."""
+running at once than its concurrency (``def`` jobs and ``async def`` ones alike); slow jobs get only the free slots.
+And the claim's shortcuts when it got all it asked for."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -60,18 +61,30 @@ class Claims:
             self.running -= 1
 
 
-def _drain(app: JobQueue, count: int, seconds: float, concurrency: int = 5) -> Claims:
+def _drain(app: JobQueue, count: int, seconds: float, concurrency: int = 5, *, is_async: bool = False) -> Claims:
     backend = app.backend
     assert isinstance(backend, RedisBackend)
     claims = Claims(backend)
 
-    @app.job(name="nap", queue="p")
-    def nap(payload: Nap) -> None:
-        claims.enter()
-        try:
-            time.sleep(payload.seconds)
-        finally:
-            claims.leave()
+    if is_async:
+
+        @app.job(name="nap", queue="p")
+        async def nap(payload: Nap) -> None:
+            claims.enter()
+            try:
+                await asyncio.sleep(payload.seconds)
+            finally:
+                claims.leave()
+
+    else:
+
+        @app.job(name="nap", queue="p")
+        def nap(payload: Nap) -> None:
+            claims.enter()
+            try:
+                time.sleep(payload.seconds)
+            finally:
+                claims.leave()
 
     handles = nap.enqueue_many([{"seconds": seconds}] * count)
     assert Worker(backend, ["p"], concurrency=concurrency).run_burst() == count
@@ -101,13 +114,17 @@ def test_slow_jobs_get_only_the_free_slots(app: JobQueue) -> None:
     assert claims.most <= 5
 
 
-def test_an_app_with_an_async_job_claims_only_for_free_slots(app: JobQueue) -> None:
-    @app.job(name="async_one", queue="other")
-    async def async_one(payload: Nap) -> None:
-        return None
+def test_quick_async_jobs_are_claimed_ahead_but_run_no_more_at_once_than_the_concurrency(app: JobQueue) -> None:
+    """Held in line, an async job starts when one ends (on the event loop, without a claim in between)."""
+    claims = _drain(app, 300, 0.0, is_async=True)
+    assert max(claims.asked) == 20, "the default prefetch (3) claims three more batches' worth while jobs are quick"
+    assert 1 <= claims.most <= 5
 
-    claims = _drain(app, 100, 0.0)
-    assert max(claims.asked) == 5
+
+def test_slow_async_jobs_get_only_the_free_slots(app: JobQueue) -> None:
+    claims = _drain(app, 40, 0.02, is_async=True)
+    assert max(claims.asked) <= 5
+    assert claims.most <= 5
 
 
 @pytest.mark.parametrize("value", ["-1", "nan", "101"])

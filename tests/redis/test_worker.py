@@ -101,6 +101,73 @@ def test_async_jobs_run_concurrently_on_the_worker_loop(app: JobQueue) -> None:
         assert time.monotonic() - started < 3.0  # one after another would take 5s
 
 
+def test_async_outcomes_are_recorded_in_batches_by_the_workers_cycle_call(app: JobQueue) -> None:
+    """An async job's outcome joins the outbox the def jobs' outcomes use: one script call records a batch of them
+    and claims for the freed slots (before, each one waited in a thread for an outcome batcher of its own)."""
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    handles = nap.enqueue_many([{"seconds": 0.01}] * 30)
+    calls = record_cycles(backend)
+    finish_many = backend.finish_many
+    recorded_apart: list[int] = []
+
+    def counting_finish_many(items: list[object]) -> list[int]:
+        recorded_apart.append(len(items))
+        return finish_many(items)  # type: ignore[arg-type]
+
+    backend.finish_many = counting_finish_many  # type: ignore[method-assign,assignment]
+    with Running(app, concurrency=10):
+        assert [h.result(timeout=10) for h in handles] == ["ok"] * 30
+    assert recorded_apart == []
+    assert sum(done for done, _ in calls) == 30
+    assert max(done for done, _ in calls) > 1, calls  # ten at once end close together: recorded together
+
+
+def test_an_async_job_filling_every_slot_is_recorded_as_it_ends_not_after_the_wait_for_work(redis_server: RedisServer) -> None:
+    """Concurrency 1: the one job thread must not sit in a blocking wait on Redis while the async job runs, or its
+    outcome would wait for the wait to end (here up to 5s)."""
+    app = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=1.0, idle_poll=5.0, block=5.0, socket_timeout=10.0))
+    app.queue("w")
+
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    try:
+        with Running(app, concurrency=1):
+            for _ in range(2):
+                status = nap.enqueue(seconds=0.2).wait(timeout=10)
+                assert status.state is JobState.COMPLETED
+                assert status.finished_at is not None and status.started_at is not None
+                assert status.finished_at - status.started_at < 2.0, "recorded after the blocking wait, not as it ended"
+    finally:
+        app.close()
+
+
+def test_a_stopping_worker_records_the_async_jobs_still_running(app: JobQueue) -> None:
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    running = Running(app, concurrency=4)
+    with running:
+        handles = nap.enqueue_many([{"seconds": 0.5}] * 4)
+        deadline = time.monotonic() + 5
+        while running.workers[0].active_count < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.workers[0].active_count == 4
+    # the stop came while all four ran: each got the grace period, and its outcome was written before the exit
+    assert [h.status().state for h in handles] == [JobState.COMPLETED] * 4
+
+
 def test_the_first_claim_goes_out_before_the_heartbeat_ticker_and_recovery_start(app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
     job = app.job(name="early", queue="w")(lambda payload: None)
     job.enqueue_many([{}] * 3)

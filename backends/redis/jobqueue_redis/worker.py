@@ -1,11 +1,13 @@
 """The long-running worker: claims jobs in batches, runs ``def`` handlers in threads and ``async def``
-handlers on an event loop, keeps its leases alive, and drains gracefully on SIGTERM / SIGINT.
+handlers on an event loop, records their outcomes in batches, keeps its leases alive, and drains gracefully
+on SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import itertools
 import logging
@@ -24,7 +26,7 @@ from redis.exceptions import RedisError
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue_redis.connection import TRANSIENT
-from jobqueue_redis.sink import AckBatcher, Key, WorkerSink
+from jobqueue_redis.sink import Key, WorkerSink
 from jobqueue_redis.ticking import start_ticker
 
 if TYPE_CHECKING:
@@ -55,6 +57,10 @@ class _Loop:
     def submit(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def call(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop's thread."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
     def stop(self) -> None:
         def cancel_all() -> None:
             for task in asyncio.all_tasks(self.loop):
@@ -74,7 +80,8 @@ class Worker:
     what still runs after it goes back to waiting. A ``def`` job past its timeout has its attempt failed and
     its thread abandoned (Python cannot kill a thread); an ``async def`` job past its timeout is cancelled.
     While jobs are quick, each claim also takes ``JOBQUEUE_REDIS_PREFETCH`` x ``concurrency`` jobs ahead of the
-    free slots (held under their leases, started as threads free up: never more than ``concurrency`` at once).
+    free slots (held under their leases, started as threads or, for async jobs, slots free up: never more than
+    ``concurrency`` at once).
     """
 
     def __init__(
@@ -95,7 +102,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.runner = JobRunner(self.app)
         self.ran = 0
-        self._active: dict[Key, Future[Any] | None] = {}
+        self._active: dict[Key, asyncio.Task[Outcome] | None] = {}  # the task of an async job once it started
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._room = threading.Event()
@@ -112,6 +119,9 @@ class Worker:
         self._fetching = False  # a thread is recording / claiming
         self._again = False  # another thread wanted to claim meanwhile
         self._running = 0  # def jobs running in job threads
+        self._async = 0  # async def jobs running on the event loop
+        self._async_ended = False  # an async job's outcome is in the outbox: a thread with nothing to run records it
+        self._starting: list[tuple[Envelope, str]] = []  # async jobs this thread took from the line, to start together
         self._moved = 0  # bumped whenever a job starts or ends: the watcher's sign of life
         self._turn = 0
         self._hint: float | None = None
@@ -126,14 +136,12 @@ class Worker:
         self._burst_error: BaseException | None = None
         self._job_threads: list[threading.Thread] = []
         self._loop: _Loop | None = None
-        self._acks: AckBatcher | None = None
         self.sink = WorkerSink(backend)
         self._helpers: list[threading.Thread] = []
         self._listens = False
         self._first_claim = threading.Event()  # the first claim came back (or failed, or the worker stops)
-        # jobs claimed ahead of the free slots while jobs are quick; never for async jobs, which all start at once
-        ahead = round(backend.settings.prefetch * concurrency)
-        self._ahead = 0 if any(job.is_async for job in self.app.registry.values()) else ahead
+        # jobs claimed ahead of the free slots while jobs are quick
+        self._ahead = round(backend.settings.prefetch * concurrency)
         self._claimed_at = 0.0  # when the last claim came back...
         self._claimed = 0  # ... and how many jobs it brought
         self._ahead_now = False  # the last claim took jobs ahead of the free slots (the watcher checks less often)
@@ -212,8 +220,6 @@ class Worker:
         return restore
 
     def _start(self, *, listen: bool) -> None:
-        self._acks = AckBatcher(self.backend, self.backend.settings.ack_retry_for)
-        self.sink.acks = self._acks
         self._run_hooks("start")
         self._listens = listen
 
@@ -263,13 +269,9 @@ class Worker:
             self._give_back(leftovers)
         abandon = bool(leftovers) or self._forced.is_set()
         self._beat_stop.set()
-        if self._forced.is_set() and self._acks is not None:
-            self._acks.abandon()
         try:
             self._run_hooks("stop")
         finally:
-            if self._acks is not None:
-                self._acks.close()
             for thread in self._job_threads:
                 thread.join(timeout=0 if abandon else self.backend.settings.block + 1.0)
             if self._loop is not None:
@@ -285,8 +287,7 @@ class Worker:
             self._line.clear()
         if line:
             self._give_back({(env.queue, env.id): token for env, token in line})
-            for env, _ in line:
-                self._done((env.queue, env.id), None)
+            self._done_many([(env.queue, env.id) for env, _ in line])
 
     def _give_back(self, held: dict[Key, str]) -> None:
         by_queue: dict[str, list[tuple[str, str]]] = {}
@@ -300,9 +301,10 @@ class Worker:
             except TRANSIENT as exc:
                 logger.warning("could not give %d job(s) of %s back (%s); they return when their lease runs out", len(pairs), name, exc)
         with self._lock:
-            futures = [f for f in self._active.values() if f is not None]
-        for future in futures:
-            future.cancel()
+            tasks = [t for t in self._active.values() if t is not None]
+        if tasks and self._loop is not None:
+            for task in tasks:
+                self._loop.call(task.cancel)
 
     # -- the loop ---------------------------------------------------------------------------------
     #
@@ -317,7 +319,9 @@ class Worker:
     # the next job in line (claiming more if the line is empty and slots are free) and runs it, and another
     # idle thread becomes the watcher. So up to ``concurrency`` jobs run at once as soon as they need to.
     # When nothing runs, the watcher blocks on the queue's wake-up list and claims the moment it returns.
-    # ``async def`` jobs go to the event loop and record their own outcomes through the ack batcher.
+    # ``async def`` jobs go to the event loop, up to ``concurrency`` at once; each one's outcome joins the outbox
+    # as it ends, and an idle thread (there is always one while they run: they hold no thread) records it with
+    # the same script call, claiming for the freed slot.
 
     def _serve(self, *, burst: bool) -> None:
         threads = [
@@ -345,13 +349,18 @@ class Worker:
                 while item is not None:  # jobs back to back: each end and the next start share one lock round
                     item = self._run_item(*item)
                 continue
+            if self._starting:
+                self._start_async()
             if self._cycle():
                 continue
             if burst and self._quiet() and not self._follow_ups_left():
                 self._stopping_burst()
                 return
             self._rest(burst)
-        while self._outbox and not self._forced.is_set():  # record what ran (nothing is claimed once stopping)
+        if self._starting:  # taken from the line as the stop came: they get the grace period too
+            self._start_async()
+        # record what ran, and what still runs on the event loop as it ends (nothing is claimed once stopping)
+        while (self._outbox or self._async) and not self._forced.is_set():
             if not self._cycle():
                 time.sleep(0.01)
 
@@ -363,14 +372,39 @@ class Worker:
     def _next_locked(self) -> tuple[Envelope, str] | None:
         if not self._line or self._stopping.is_set():
             return None
+        if self._is_async(self._line[0][0]) and self._running + self._async >= self.concurrency:
+            return None  # held in line until an async job ends (it starts the next one itself)
         self._moved += 1
         self._running += 1
         return self._line.popleft()
 
+    def _next_async_locked(self) -> tuple[Envelope, str] | None:
+        """The next job in line if it is an async one with a free slot, counted as running on the loop."""
+        if not self._line or self._stopping.is_set():
+            return None
+        if not self._is_async(self._line[0][0]) or self._running + self._async >= self.concurrency:
+            return None
+        self._moved += 1
+        self._async += 1
+        self.ran += 1
+        return self._line.popleft()
+
+    def _is_async(self, envelope: Envelope) -> bool:
+        job = self.app.registry.get(envelope.name)
+        return job is not None and job.is_async
+
     def _run_item(self, envelope: Envelope, token: str) -> tuple[Envelope, str] | None:
-        """Run a job :meth:`_take` gave; returns the next one in line, taken in the same lock round."""
+        """Run a job :meth:`_take` gave: a ``def`` job in this thread, returning the next one in line (taken in the
+        same lock round); an ``async def`` one goes to the event loop (see :meth:`_start_async`), returning None."""
         key = (envelope.queue, envelope.id)
         self.ran += 1
+        if self._is_async(envelope):
+            with self._lock:
+                self._running -= 1
+                self._moved += 1
+                self._async += 1
+            self._starting.append((envelope, token))  # started with the others taken now: one hand-off to the loop
+            return None
         outcome: Outcome | None = None
         nxt: tuple[Envelope, str] | None = None
         try:
@@ -384,29 +418,64 @@ class Worker:
                         self._outbox_since = time.monotonic()
                     self._outbox.append((envelope, token, outcome))
                     nxt = self._next_locked()
-        if outcome is None and key in self._active and self._active[key] is None:
-            self._done(key, None)  # failed outside its handler: delivered again once its lease runs out
+        if outcome is None:
+            self._done_many([key])  # failed outside its handler: delivered again once its lease runs out
         return nxt
 
     def _run_here(self, envelope: Envelope, token: str) -> Outcome | None:
-        """Run a claimed job: a ``def`` job in this thread (its outcome goes to the outbox), an
-        ``async def`` one on the event loop (it records its own outcome)."""
-        key = (envelope.queue, envelope.id)
-        job = self.app.registry.get(envelope.name)
-        if job is not None and job.is_async:
-            self._ahead = 0  # an async job starts at once: only free slots bound how many run
-            future = self._event_loop().submit(self.runner.aexecute(envelope, self.sink))
-            with self._lock:
-                if key in self._active:
-                    self._active[key] = future
-            future.add_done_callback(lambda f: self._done(key, f))
-            return None
+        """Run a claimed ``def`` job in this thread; its outcome, for the outbox (None if it failed outside its handler)."""
         try:
             return self.runner.attempt(envelope, self.sink)
         except Exception:
             logger.exception("job %s: the attempt failed outside its handler; it is delivered again once its lease runs out", envelope.id)
-            self.sink.drop(key)
+            self.sink.drop((envelope.queue, envelope.id))
             return None
+
+    def _start_async(self) -> None:
+        """Start the async jobs this thread took from the line on the event loop, in one hand-off."""
+        jobs, self._starting = self._starting, []
+        self._event_loop().call(self._start_on_loop, jobs)
+
+    def _start_on_loop(self, jobs: list[tuple[Envelope, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        for envelope, token in jobs:
+            key = (envelope.queue, envelope.id)
+            task = loop.create_task(self.runner.aattempt(envelope, self.sink))
+            with self._lock:
+                if key in self._active:
+                    self._active[key] = task
+            task.add_done_callback(functools.partial(self._async_done, envelope, token))
+
+    def _async_done(self, envelope: Envelope, token: str, task: asyncio.Task[Outcome]) -> None:
+        """An ``async def`` attempt ended (on the event loop's thread): its outcome joins the outbox, and an idle
+        thread records it, unless a thread is recording already (it looks again before it rests)."""
+        outcome = None if task.cancelled() or task.exception() is not None else task.result()
+        key = (envelope.queue, envelope.id)
+        wake = False
+        with self._lock:
+            self._async -= 1
+            self._moved += 1
+            nxt = self._next_async_locked()  # claimed ahead: it starts now, without a hand-off
+            if outcome is not None:
+                if not self._outbox:
+                    self._outbox_since = time.monotonic()
+                    wake = not self._fetching
+                self._outbox.append((envelope, token, outcome))
+                self._async_ended = True
+                if self._fetching:
+                    self._again = True
+        if outcome is None:  # cancelled at a stop, or failed outside its handler: delivered again once its lease runs out
+            if not task.cancelled():
+                logger.error("job %s: the attempt failed outside its handler; it is delivered again once its lease runs out",
+                             envelope.id, exc_info=task.exception())
+            self.sink.drop_if(key, token)
+            self._done_many([key])
+            wake = True  # a slot freed
+        if nxt is not None:
+            self._start_on_loop([nxt])
+        if wake:
+            self._poke.set()  # a watcher with nothing running in threads records it (concurrency 1)...
+            self._nudge()  # ... else an idle thread does
 
     def _cycle(self, claim: bool = True) -> bool:
         """Record the outbox and claim up to the free slots into the line; True if it claimed jobs, or recorded
@@ -416,6 +485,7 @@ class Worker:
                 self._again = True  # work may have arrived after that call claimed: it looks once more
                 return False
             self._again = False
+            self._async_ended = False
             finished, self._outbox = self._outbox, []
             since = self._outbox_since
             want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
@@ -436,7 +506,7 @@ class Worker:
                              len(finished), self.backend.settings.ack_retry_for, exc)
                 for envelope, token, _ in finished:
                     self.sink.drop_if((envelope.queue, envelope.id), token)
-                    self._done((envelope.queue, envelope.id), None)
+                    self._done_many([(envelope.queue, envelope.id)])
                 finished = []
             with self._lock:
                 self._outbox[:0] = finished
@@ -567,7 +637,10 @@ class Worker:
         while not self._stopping.is_set():
             self._poke.clear()
             with self._lock:
-                running, local, moved = self._running, bool(self._line or self._outbox or self._fetching), self._moved
+                running, local, moved = self._running + self._async, bool(self._line or self._outbox or self._fetching), self._moved
+                record = self._async_ended and not self._running and not self._fetching
+            if record:  # an async job's outcome, and no thread running jobs here to record it: this one does
+                return
             if not running and not local:  # nothing runs here: claim as soon as work arrives
                 if burst:
                     self._stopping.wait(0.01)
@@ -579,6 +652,7 @@ class Worker:
             if self._poke.wait(every):  # a thread went idle: if nothing runs now, block for work at once
                 with self._lock:
                     idle = not self._running and not (self._line or self._outbox or self._fetching)
+                    idle = idle or (self._async_ended and not self._running and not self._fetching)
                 if idle:
                     continue
                 self._stopping.wait(max(every - (time.monotonic() - since), 0.0))
@@ -596,11 +670,16 @@ class Worker:
             return
         block = min(self.backend.settings.block, max(timeout, 0.01))
         with self._lock:
-            claim = not self._fetching and not self._stopping.is_set() and len(self._active) < self.concurrency
+            busy, full = self._async > 0, len(self._active) >= self.concurrency
+            # while async jobs run, a wait that claims would keep their outcomes from being recorded until it returns
+            claim = not busy and not self._fetching and not self._stopping.is_set() and not full
             if claim:
                 self._fetching = True
                 want = self.concurrency - len(self._active)
                 self._ahead_now = False  # the wake-up claim takes only the free slots
+        if busy and full:  # async jobs fill every slot: nothing to claim; wait for one to end (it pokes)
+            self._poke.wait(timeout)
+            return
         try:
             got = None
             if claim:  # the claim runs on the server the moment the wait returns: one round trip to pick up
@@ -650,13 +729,6 @@ class Worker:
         with self._cond:
             self._handover = False
             self._cond.notify(1)
-
-    def _done(self, key: Key, future: Future[Any] | None) -> None:
-        if future is not None and not future.cancelled() and future.exception() is not None:
-            logger.error("job %s: the attempt's outcome was not recorded", key[1], exc_info=future.exception())
-        self._done_many([key])
-        if future is not None:
-            self._nudge()  # a slot freed
 
     def _done_many(self, keys: Sequence[Key]) -> None:
         """Jobs that are no longer active here."""
