@@ -129,21 +129,34 @@ def test_async_outcomes_are_recorded_in_batches_by_the_workers_cycle_call(app: J
     assert max(done for done, _ in calls) > 1, calls  # ten at once end close together: recorded together
 
 
-def test_an_async_job_filling_every_slot_is_recorded_as_it_ends_not_after_the_wait_for_work(redis_server: RedisServer) -> None:
-    """Concurrency 1: the one job thread must not sit in a blocking wait on Redis while the async job runs, or its
-    outcome would wait for the wait to end (here up to 5s)."""
-    app = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=1.0, idle_poll=5.0, block=5.0, socket_timeout=10.0))
+@pytest.mark.parametrize(("kind", "concurrency"), [("def", 2), ("async def", 2), ("async def", 1)])
+def test_an_outcome_is_recorded_as_the_job_ends_while_the_watcher_waits_for_work(
+    redis_server: RedisServer, kind: str, concurrency: int
+) -> None:
+    """On a drained queue, while the job runs, an idle thread blocks on the wake-up list, claiming the moment work
+    arrives (here a wait of up to 5s); the job's outcome is recorded beside that wait, not after it. With one slot
+    taken by an async job, the one thread waits for the job to end instead of blocking on Redis."""
+    app = JobQueue(backend=RedisBackend(redis_server.url, prefix=f"jqw-{uuid.uuid4().hex[:8]}", lease=1.0, idle_poll=5.0,
+                                        block=5.0, socket_timeout=10.0))
     app.queue("w")
+    if kind == "def":
 
-    @app.job(queue="w")
-    async def nap(payload: Nap) -> str:
-        await asyncio.sleep(payload.seconds)
-        return "ok"
+        @app.job(name="nap", queue="w")
+        def nap(payload: Nap) -> str:
+            time.sleep(payload.seconds)
+            return "ok"
+
+    else:
+
+        @app.job(name="nap", queue="w")
+        async def nap(payload: Nap) -> str:
+            await asyncio.sleep(payload.seconds)
+            return "ok"
 
     try:
-        with Running(app, concurrency=1):
+        with Running(app, concurrency=concurrency):
             for _ in range(2):
-                status = nap.enqueue(seconds=0.2).wait(timeout=10)
+                status = nap.enqueue(seconds=0.3).wait(timeout=10)
                 assert status.state is JobState.COMPLETED
                 assert status.finished_at is not None and status.started_at is not None
                 assert status.finished_at - status.started_at < 2.0, "recorded after the blocking wait, not as it ended"

@@ -117,6 +117,8 @@ class Worker:
         self._outbox: list[tuple[Envelope, str, Outcome]] = []  # ran, outcome not recorded yet
         self._outbox_since = 0.0
         self._fetching = False  # a thread is recording / claiming
+        self._wait_claim = False  # ... and it is the wait for work, claiming as it returns (see _record_aside)
+        self._recording = False  # a thread records outcomes aside while the wait for work holds the claim
         self._again = False  # another thread wanted to claim meanwhile
         self._running = 0  # def jobs running in job threads
         self._async = 0  # async def jobs running on the event loop
@@ -459,7 +461,7 @@ class Worker:
             if outcome is not None:
                 if not self._outbox:
                     self._outbox_since = time.monotonic()
-                    wake = not self._fetching
+                    wake = not self._fetching or self._wait_claim  # that wait does not come back to record
                 self._outbox.append((envelope, token, outcome))
                 self._async_ended = True
                 if self._fetching:
@@ -474,28 +476,34 @@ class Worker:
         if nxt is not None:
             self._start_on_loop([nxt])
         if wake:
-            self._poke.set()  # a watcher with nothing running in threads records it (concurrency 1)...
-            self._nudge()  # ... else an idle thread does
+            self._poke.set()  # the watcher looks again (if it waits for a slot, it records this itself)...
+            self._nudge()  # ... and an idle thread records it
 
     def _cycle(self, claim: bool = True) -> bool:
         """Record the outbox and claim up to the free slots into the line; True if it claimed jobs, or recorded
         outcomes with nothing left to ask for; False if another thread is at it, or the queue had nothing more."""
         with self._lock:
             if self._fetching:
-                self._again = True  # work may have arrived after that call claimed: it looks once more
-                return False
-            self._again = False
-            self._async_ended = False
-            finished, self._outbox = self._outbox, []
-            since = self._outbox_since
-            want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
-            if want > 0:
-                self._ahead_now = bool(self._ahead) and self._quick(len(finished))
-                if self._ahead_now:
-                    want += self._ahead
-            if not finished and want <= 0:
-                return False
-            self._fetching = True
+                if not (self._wait_claim and self._outbox and not self._recording):
+                    self._again = True  # work may have arrived after that call claimed: it looks once more
+                    return False
+                aside = True  # the wait for work holds the claim: record what ended meanwhile, claiming nothing
+            else:
+                aside = False
+                self._again = False
+                self._async_ended = False
+                finished, self._outbox = self._outbox, []
+                since = self._outbox_since
+                want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
+                if want > 0:
+                    self._ahead_now = bool(self._ahead) and self._quick(len(finished))
+                    if self._ahead_now:
+                        want += self._ahead
+                if not finished and want <= 0:
+                    return False
+                self._fetching = True
+        if aside:
+            return self._record_aside()
         got: list[tuple[Envelope, str]] = []
         try:
             got, self._hint = self._cycle_round(finished, max(want, 0))
@@ -521,6 +529,29 @@ class Worker:
         # a claim that came back short found the queue drained: claiming again at once would find nothing, and
         # would keep the worker from blocking on the wake-up list (a job arriving meanwhile would wait for it)
         return bool(got) or (bool(finished) and len(got) >= want)
+
+    def _record_aside(self) -> bool:
+        """While the wait for work holds the claim (it claims the moment work arrives), record what ended meanwhile
+        without claiming: so an outcome does not wait for that wait to return. True if it recorded outcomes."""
+        with self._lock:
+            if self._recording or not self._outbox:
+                return False
+            self._recording = True
+            self._async_ended = False
+            finished, self._outbox = self._outbox, []
+            since = self._outbox_since
+        try:
+            self._cycle_round(finished, 0)
+            self._back()
+        except (*TRANSIENT, RedisError) as exc:  # type: ignore[misc]
+            with self._lock:  # the next cycle tries again (and gives up on them past ack_retry_for)
+                self._outbox[:0] = finished
+                self._outbox_since = since
+            self._outage(exc)
+        finally:
+            with self._lock:
+                self._recording = False
+        return True
 
     def _quick(self, finished: int) -> bool:
         """Whether the line ran dry quickly: this thread ran every job of the last claim, in under QUICK each
@@ -637,7 +668,7 @@ class Worker:
         while not self._stopping.is_set():
             self._poke.clear()
             with self._lock:
-                running, local, moved = self._running + self._async, bool(self._line or self._outbox or self._fetching), self._moved
+                running, local, moved = self._running, bool(self._line or self._outbox or self._fetching), self._moved
                 record = self._async_ended and not self._running and not self._fetching
             if record:  # an async job's outcome, and no thread running jobs here to record it: this one does
                 return
@@ -647,21 +678,29 @@ class Worker:
                 else:
                     self._wait_for_work(timeout)
                 return
-            since = time.monotonic()
-            every = WATCH_AHEAD if self._ahead_now else WATCH
-            if self._poke.wait(every):  # a thread went idle: if nothing runs now, block for work at once
-                with self._lock:
-                    idle = not self._running and not (self._line or self._outbox or self._fetching)
-                    idle = idle or (self._async_ended and not self._running and not self._fetching)
-                if idle:
-                    continue
-                self._stopping.wait(max(every - (time.monotonic() - since), 0.0))
+            if self._heard(WATCH_AHEAD if self._ahead_now else WATCH):
+                continue
             with self._lock:
                 stalled = self._moved == moved
             if stalled:  # jobs run long: record what finished, claim for the free slots, run the next one here
                 if not self._cycle() and not self._line and not burst:
                     self._wait_for_work(timeout)  # nothing more to do now; look again when work arrives
                 return
+
+    def _heard(self, every: float) -> bool:
+        """Wait ``every`` seconds, listening for pokes (a thread went idle, an async job ended); True as soon as one
+        finds nothing running in threads here and nothing left to record or claim (block for work at once), or an
+        async job's outcome to record."""
+        deadline = time.monotonic() + every
+        left = every
+        while left > 0 and self._poke.wait(left):
+            self._poke.clear()
+            with self._lock:
+                idle = not self._running and not (self._line or self._outbox or self._fetching)
+                if idle or (self._async_ended and not self._running and not self._fetching):
+                    return True
+            left = deadline - time.monotonic()
+        return False
 
     def _wait_for_work(self, timeout: float) -> None:
         if not self._single:  # listeners wake a thread up
@@ -671,10 +710,9 @@ class Worker:
         block = min(self.backend.settings.block, max(timeout, 0.01))
         with self._lock:
             busy, full = self._async > 0, len(self._active) >= self.concurrency
-            # while async jobs run, a wait that claims would keep their outcomes from being recorded until it returns
-            claim = not busy and not self._fetching and not self._stopping.is_set() and not full
+            claim = not self._fetching and not self._stopping.is_set() and not full
             if claim:
-                self._fetching = True
+                self._fetching = self._wait_claim = True
                 want = self.concurrency - len(self._active)
                 self._ahead_now = False  # the wake-up claim takes only the free slots
         if busy and full:  # async jobs fill every slot: nothing to claim; wait for one to end (it pokes)
@@ -698,6 +736,7 @@ class Worker:
             self._stopping.wait(min(timeout, 1.0))
         finally:
             if claim:
+                self._wait_claim = False
                 self._fetching_done()
 
     def _outage(self, exc: BaseException) -> None:
