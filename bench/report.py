@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.peers import LIBRARIES, SETUPS
+from bench.peers import LIBRARIES, PEER_SETUPS, SETUPS
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -39,7 +39,7 @@ def _best(summary: dict[str, Any], kind: str, field: str, keys: list[str], lowes
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's speed targets as ratios of jobqueue to the best peer, measured in the same run."""
     s = results["summary"]
-    peer_setups = [name for name in results["setups"] if name != "jobqueue"]
+    peer_setups = [name for name in results["setups"] if name in PEER_SETUPS]
     peer_libs = sorted({SETUPS[name].library for name in peer_setups})
     rows: list[dict[str, Any]] = []
 
@@ -67,7 +67,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if e is not None and p is not None:
             cpu[name] = e + p
     s.setdefault("per_job", {}).update({k: {"cpu_us_per_job": v} for k, v in cpu.items()})
-    leanest = min(((k, v) for k, v in cpu.items() if k != "jobqueue"), key=lambda kv: kv[1], default=(None, None))
+    leanest = min(((k, v) for k, v in cpu.items() if k in PEER_SETUPS), key=lambda kv: kv[1], default=(None, None))
     mine = cpu.get("jobqueue")
     ratio = None if mine is None or not leanest[1] else mine / leanest[1]
     rows.append({"target": "redis-server CPU per job (µs; jobqueue/leanest, at most)", "jobqueue": mine, "peer": leanest[0],

@@ -166,11 +166,11 @@ def worker_argv(setup: Setup, launch: str, server: RedisServer) -> list[str] | N
 class Worker:
     """A worker launched as its users launch it, in its own session so it and its children stop together."""
 
-    def __init__(self, argv: list[str], server: RedisServer, log_path: Path) -> None:
+    def __init__(self, argv: list[str], server: RedisServer, log_path: Path, env: tuple[tuple[str, str], ...] = ()) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = log_path.open("w")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(server), stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env={**child_env(server), **dict(env)}, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.argv = argv
 
     def alive(self) -> bool:
@@ -296,7 +296,7 @@ class Bench:
         self.server.flush()
         self.fill(setup.library)
         before = self.server.snapshot()
-        worker = Worker(argv, self.server, self.logs / f"{setup.name}-{launch}-r{round_}.log")
+        worker = Worker(argv, self.server, self.logs / f"{setup.name}-{launch}-r{round_}.log", setup.env)
         try:
             samples, gets = wait_for_count(self.server, self.n, worker, self.timeout)
             after = self.server.snapshot()
@@ -315,7 +315,7 @@ class Bench:
         argv = worker_argv(setup, "default", self.server)
         assert argv is not None
         self.server.flush()
-        worker = Worker(argv, self.server, self.logs / f"{setup.name}-latency-r{round_}.log")
+        worker = Worker(argv, self.server, self.logs / f"{setup.name}-latency-r{round_}.log", setup.env)
         try:
             driver(self.server, setup.library, "enqueue", setup.library, "--mode", "one", "--n", "1")
             wait_for_count(self.server, 1, worker, self.timeout)  # the worker is up and has run one job
@@ -341,7 +341,7 @@ class Bench:
         lib = setup.library
         mode = "bulk" if LIBRARIES[lib].bulk else "one"
         driver(self.server, lib, "enqueue", lib, "--mode", mode, "--n", "1000")
-        worker = Worker(argv, self.server, self.logs / f"{setup.name}-memory-r{round_}.log")
+        worker = Worker(argv, self.server, self.logs / f"{setup.name}-memory-r{round_}.log", setup.env)
         try:
             wait_for_count(self.server, 1000, worker, self.timeout)
             rss_before = worker.rss_kib()

@@ -37,6 +37,7 @@ class Setup:
     note: str = ""
     default_note: str = ""
     c10_note: str = ""
+    env: tuple[tuple[str, str], ...] = ()  # set for this setup's workers
 
 
 LIBRARIES: dict[str, Library] = {
@@ -61,6 +62,10 @@ SETUPS: dict[str, Setup] = {
     for s in [
         Setup("jobqueue", "jobqueue", _JQ, (*_JQ, "--processes", "1"),
               default_note="`jobqueue worker` (one process per core, concurrency 10 each)", c10_note="`--processes 1`"),
+        # the same worker with the job written as ``async def`` (on the worker's event loop): a figure of its own, not a peer
+        Setup("jobqueue-async", "jobqueue", _JQ, (*_JQ, "--processes", "1"),
+              default_note="`jobqueue worker`, the job as `async def`", c10_note="`--processes 1`",
+              env=(("BENCH_JOBQUEUE_ASYNC", "1"),)),
         Setup("rq", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "bench"), None,
               default_note="`rq worker` (forks a work horse per job)", note="no in-process concurrency"),
         Setup("rq-simple", "rq", ("{bin}/rq", "worker", "--url", "{redis_url}", "-w", "rq.worker.SimpleWorker", "bench"), None,
@@ -89,4 +94,4 @@ SETUPS: dict[str, Setup] = {
     ]
 }
 
-PEER_SETUPS = [name for name in SETUPS if name != "jobqueue"]
+PEER_SETUPS = [name for name, setup in SETUPS.items() if setup.library != "jobqueue"]
