@@ -181,6 +181,51 @@ def test_a_stopping_worker_records_the_async_jobs_still_running(app: JobQueue) -
     assert [h.status().state for h in handles] == [JobState.COMPLETED] * 4
 
 
+def test_an_async_job_still_running_past_the_grace_goes_back_to_waiting_and_the_job_threads_end(app: JobQueue) -> None:
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    handle = nap.enqueue(seconds=30)
+    worker = Worker(backend, ["w"], concurrency=2, grace=0.3)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while worker.active_count < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.active_count == 1
+    worker.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    for job_thread in worker._job_threads:  # none left waiting for the given-back job's outcome
+        job_thread.join(2)
+    assert not any(t.is_alive() for t in worker._job_threads)
+    assert handle.status().state is JobState.WAITING
+
+
+def test_a_stop_gives_back_the_async_jobs_held_ahead_and_lets_the_running_ones_finish(app: JobQueue) -> None:
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    quick = nap.enqueue_many([{"seconds": 0.0}] * 60)  # quick: the worker claims ahead of its free slots
+    slow = nap.enqueue_many([{"seconds": 0.5}] * 20)  # some of these are held in its line when it stops
+    running = Running(app, concurrency=2)
+    with running:
+        deadline = time.monotonic() + 10
+        while sum(h.status().state is JobState.ACTIVE for h in slow) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    states = [h.status().state for h in slow]
+    assert all(h.status().state is JobState.COMPLETED for h in quick)
+    assert JobState.ACTIVE not in states, states  # none left claimed by the stopped worker
+    assert states.count(JobState.COMPLETED) >= 2, states  # the ones running at the stop got their grace period
+    assert JobState.WAITING in states, states
+
+
 def test_the_first_claim_goes_out_before_the_heartbeat_ticker_and_recovery_start(app: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
     job = app.job(name="early", queue="w")(lambda payload: None)
     job.enqueue_many([{}] * 3)

@@ -269,6 +269,11 @@ class Worker:
         leftovers = self.sink.held()
         if leftovers:
             self._give_back(leftovers)
+        # a wait for work that claims as it returns gives back what it brought, woken perhaps by the jobs given back
+        # just now: let it, or they would stay claimed by this worker until their leases ran out
+        settled = time.monotonic() + self.backend.settings.block + 1.0
+        while self._wait_claim and time.monotonic() < settled:
+            time.sleep(0.005)
         abandon = bool(leftovers) or self._forced.is_set()
         self._beat_stop.set()
         try:
@@ -288,25 +293,37 @@ class Worker:
             line = list(self._line)
             self._line.clear()
         if line:
-            self._give_back({(env.queue, env.id): token for env, token in line})
-            self._done_many([(env.queue, env.id) for env, _ in line])
+            held = {(env.queue, env.id): token for env, token in line}
+            for key in held:
+                self.sink.drop(key)
+            self._release(held, "claimed, not started,")  # the running ones keep the grace period
+            self._done_many(list(held))
+
+    def _release_claimed(self, jobs: list[tuple[Envelope, str]]) -> None:
+        """Jobs a claim brought after the stop: back to waiting at once (not held, so no lease to run out)."""
+        self._release({(envelope.queue, envelope.id): token for envelope, token in jobs}, "claimed after the stop")
 
     def _give_back(self, held: dict[Key, str]) -> None:
-        by_queue: dict[str, list[tuple[str, str]]] = {}
-        for (name, job_id), token in held.items():
-            self.sink.drop((name, job_id))
-            by_queue.setdefault(name, []).append((job_id, token))
-        for name, pairs in by_queue.items():
-            try:
-                count = self.backend.release(name, pairs)
-                logger.warning("gave %d still-running job(s) of %s back to waiting", count, name)
-            except TRANSIENT as exc:
-                logger.warning("could not give %d job(s) of %s back (%s); they return when their lease runs out", len(pairs), name, exc)
+        """Past the grace period: what still runs goes back to waiting; async jobs are cancelled."""
+        for key in held:
+            self.sink.drop(key)
+        self._release(held, "still-running")
         with self._lock:
             tasks = [t for t in self._active.values() if t is not None]
         if tasks and self._loop is not None:
             for task in tasks:
                 self._loop.call(task.cancel)
+
+    def _release(self, held: dict[Key, str], which: str) -> None:
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for (name, job_id), token in held.items():
+            by_queue.setdefault(name, []).append((job_id, token))
+        for name, pairs in by_queue.items():
+            try:
+                count = self.backend.release(name, pairs)
+                logger.warning("gave %d %s job(s) of %s back to waiting", count, which, name)
+            except TRANSIENT as exc:
+                logger.warning("could not give %d job(s) of %s back (%s); they return when their lease runs out", len(pairs), name, exc)
 
     # -- the loop ---------------------------------------------------------------------------------
     #
@@ -361,8 +378,9 @@ class Worker:
             self._rest(burst)
         if self._starting:  # taken from the line as the stop came: they get the grace period too
             self._start_async()
-        # record what ran, and what still runs on the event loop as it ends (nothing is claimed once stopping)
-        while (self._outbox or self._async) and not self._forced.is_set():
+        # record what ran, and what still runs on the event loop as it ends (nothing is claimed once stopping), until
+        # the shutdown is over (past the grace period, what still runs was given back)
+        while (self._outbox or self._async) and not self._forced.is_set() and not self._beat_stop.is_set():
             if not self._cycle():
                 time.sleep(0.01)
 
@@ -726,7 +744,10 @@ class Worker:
                 self.backend.wait_for_work(self.queues[0], block)
             else:
                 jobs, self._hint = got
-                self._admit(jobs)
+                if self._stopping.is_set():  # the stop came during the wait (it may have been woken by a job given back)
+                    self._release_claimed(jobs)
+                else:
+                    self._admit(jobs)
                 self._back()
         except TRANSIENT as exc:
             logger.debug("waiting for work failed: %s", exc)
