@@ -272,7 +272,7 @@ class Worker:
         # a wait for work that claims as it returns gives back what it brought, woken perhaps by the jobs given back
         # just now: let it, or they would stay claimed by this worker until their leases ran out
         settled = time.monotonic() + self.backend.settings.block + 1.0
-        while self._wait_claim and time.monotonic() < settled:
+        while self._wait_claim and not self._forced.is_set() and time.monotonic() < settled:
             time.sleep(0.005)
         abandon = bool(leftovers) or self._forced.is_set()
         self._beat_stop.set()
