@@ -30,13 +30,8 @@ class WorkerSink:
         self._lost: set[Key] = set()
         self._lock = threading.Lock()
 
-    def hold(self, envelope: Envelope, token: str) -> None:
-        with self._lock:
-            self._tokens[(envelope.queue, envelope.id)] = token
-            self._lost.discard((envelope.queue, envelope.id))
-
     def hold_many(self, jobs: Sequence[tuple[Envelope, str]]) -> None:
-        """:meth:`hold` for many claimed jobs, in one lock round."""
+        """Hold the lease tokens of claimed jobs (in one lock round)."""
         with self._lock:
             for envelope, token in jobs:
                 key = (envelope.queue, envelope.id)

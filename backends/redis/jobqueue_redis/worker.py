@@ -294,19 +294,11 @@ class Worker:
             self._line.clear()
         if line:
             held = {(env.queue, env.id): token for env, token in line}
-            for key in held:
-                self.sink.drop(key)
             self._release(held, "claimed, not started,")  # the running ones keep the grace period
             self._done_many(list(held))
 
-    def _release_claimed(self, jobs: list[tuple[Envelope, str]]) -> None:
-        """Jobs a claim brought after the stop: back to waiting at once (not held, so no lease to run out)."""
-        self._release({(envelope.queue, envelope.id): token for envelope, token in jobs}, "claimed after the stop")
-
     def _give_back(self, held: dict[Key, str]) -> None:
         """Past the grace period: what still runs goes back to waiting; async jobs are cancelled."""
-        for key in held:
-            self.sink.drop(key)
         self._release(held, "still-running")
         with self._lock:
             tasks = [t for t in self._active.values() if t is not None]
@@ -315,8 +307,10 @@ class Worker:
                 self._loop.call(task.cancel)
 
     def _release(self, held: dict[Key, str], which: str) -> None:
+        """Give ``held`` jobs back to waiting, no longer held here (their outcomes, should they come, are not written)."""
         by_queue: dict[str, list[tuple[str, str]]] = {}
         for (name, job_id), token in held.items():
+            self.sink.drop((name, job_id))
             by_queue.setdefault(name, []).append((job_id, token))
         for name, pairs in by_queue.items():
             try:
@@ -745,7 +739,7 @@ class Worker:
             else:
                 jobs, self._hint = got
                 if self._stopping.is_set():  # the stop came during the wait (it may have been woken by a job given back)
-                    self._release_claimed(jobs)
+                    self._release({(env.queue, env.id): token for env, token in jobs}, "claimed after the stop")
                 else:
                     self._admit(jobs)
                 self._back()
