@@ -505,18 +505,36 @@ class RedisBackend(Backend):
         atomically, in one round trip. Returns finish.lua's answer for each outcome (as :meth:`finish_many`:
         0 not written, else written, :data:`FOLLOW_UPS` with a follow-up to run), the claimed jobs, the hint.
         """
+        done, reply = self._run(self.scripts.cycle, queue, self._cycle_args(queue, finished, count, token_prefix))
+        kept = [int(r) for r in done]
+        if not reply:
+            return kept, [], None
+        claimed, hint = self._claimed(queue, reply)
+        return kept, claimed, hint
+
+    async def acycle(
+        self, queue: str, finished: Sequence[tuple[Envelope, str, Outcome]], count: int, token_prefix: str,
+    ) -> tuple[list[int], list[tuple[Envelope, str]], float | None]:
+        """:meth:`cycle` on the asyncio client of the running loop (the worker's ``async def`` jobs)."""
+        args = [str(a) for a in self._cycle_args(queue, finished, count, token_prefix)]
+        done, reply = await self.scripts.cycle.acall(self.aclient(), self.keys(queue).base, args)
+        kept = [int(r) for r in done]
+        if not reply:
+            return kept, [], None
+        if reply[2]:  # leases that ran out for good: their follow-ups are blocking calls, kept off the loop
+            claimed, hint = await asyncio.to_thread(self._claimed, queue, reply)
+        else:
+            claimed, hint = self._claimed(queue, reply)
+        return kept, claimed, hint
+
+    def _cycle_args(self, queue: str, finished: Sequence[tuple[Envelope, str, Outcome]], count: int, token_prefix: str) -> list[Any]:
         now = self._now()
         args: list[Any] = [len(finished), repr(now), self.retention(queue), "1" if self._capped(queue) else ""]
         for env, token, outcome in finished:
             args += outcome_args(env.id, token, env, outcome)
         if count > 0:
             args += self._claim_args(queue, count, token_prefix, now)
-        done, reply = self._run(self.scripts.cycle, queue, args)
-        kept = [int(r) for r in done]
-        if not reply:
-            return kept, [], None
-        claimed, hint = self._claimed(queue, reply)
-        return kept, claimed, hint
+        return args
 
     def wait_and_claim(
         self, queue: str, timeout: float, count: int, token_prefix: str,

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue_redis.connection import TRANSIENT
+from jobqueue_redis.scripts import FOLLOW_UPS
 from jobqueue_redis.sink import Key, WorkerSink
 from jobqueue_redis.ticking import start_ticker
 
@@ -123,6 +124,8 @@ class Worker:
         self._running = 0  # def jobs running in job threads
         self._async = 0  # async def jobs running on the event loop
         self._async_ended = False  # an async job's outcome is in the outbox: a thread with nothing to run records it
+        self._record_due = False  # the event loop records its jobs' outcomes at the end of this turn...
+        self._loop_fetching = False  # ... and is at it (the cycle in flight is the loop's)
         self._starting: list[tuple[Envelope, str]] = []  # async jobs this thread took from the line, to start together
         self._moved = 0  # bumped whenever a job starts or ends: the watcher's sign of life
         self._turn = 0
@@ -333,8 +336,10 @@ class Worker:
     # idle thread becomes the watcher. So up to ``concurrency`` jobs run at once as soon as they need to.
     # When nothing runs, the watcher blocks on the queue's wake-up list and claims the moment it returns.
     # ``async def`` jobs go to the event loop, up to ``concurrency`` at once; each one's outcome joins the outbox
-    # as it ends, and an idle thread (there is always one while they run: they hold no thread) records it with
-    # the same script call, claiming for the freed slot.
+    # as it ends, and the loop records the outcomes of a turn with the same script call on its asyncio client,
+    # claiming for the freed slots and starting what it claimed: no hand-off to a thread. With several queues, or
+    # while Redis is unreachable, an idle thread records them instead (there is always one while async jobs run:
+    # they hold no thread), as it does beside a wait for work that holds the claim.
 
     def _serve(self, *, burst: bool) -> None:
         threads = [
@@ -461,23 +466,29 @@ class Worker:
             task.add_done_callback(functools.partial(self._async_done, envelope, token))
 
     def _async_done(self, envelope: Envelope, token: str, task: asyncio.Task[Outcome]) -> None:
-        """An ``async def`` attempt ended (on the event loop's thread): its outcome joins the outbox, and an idle
-        thread records it, unless a thread is recording already (it looks again before it rests)."""
+        """An ``async def`` attempt ended (on the event loop's thread): its outcome joins the outbox, and the loop records
+        it at the end of this turn (see :meth:`_record_on_loop`), or an idle thread does (see :meth:`_loop_records`);
+        a cycle in flight looks again instead."""
         outcome = None if task.cancelled() or task.exception() is not None else task.result()
         key = (envelope.queue, envelope.id)
-        wake = False
+        wake = record = False
         with self._lock:
             self._async -= 1
             self._moved += 1
             nxt = self._next_async_locked()  # claimed ahead: it starts now, without a hand-off
             if outcome is not None:
-                if not self._outbox:
+                first = not self._outbox
+                if first:
                     self._outbox_since = time.monotonic()
-                    wake = not self._fetching or self._wait_claim  # that wait does not come back to record
                 self._outbox.append((envelope, token, outcome))
-                self._async_ended = True
                 if self._fetching:
-                    self._again = True
+                    self._again = True  # the cycle in flight looks again (the loop's at once, a thread's before it rests)
+                if self._loop_fetching or (self._loop_records() and not self._wait_claim):
+                    record = not self._record_due and not self._loop_fetching  # after this turn's other callbacks: one
+                    self._record_due = self._record_due or record  # call for all the jobs that ended in it
+                else:
+                    self._async_ended = True
+                    wake = first and (not self._fetching or self._wait_claim)  # that wait does not come back to record
         if outcome is None:  # cancelled at a stop, or failed outside its handler: delivered again once its lease runs out
             if not task.cancelled():
                 logger.error("job %s: the attempt failed outside its handler; it is delivered again once its lease runs out",
@@ -487,35 +498,98 @@ class Worker:
             wake = True  # a slot freed
         if nxt is not None:
             self._start_on_loop([nxt])
+        if record:
+            asyncio.get_running_loop().call_soon(self._record_on_loop)
         if wake:
             self._poke.set()  # the watcher looks again (if it waits for a slot, it records this itself)...
             self._nudge()  # ... and an idle thread records it
+
+    def _loop_records(self) -> bool:
+        """Whether the event loop records its async jobs' outcomes itself (with the asyncio client, claiming for the
+        slots they free): one queue, Redis reachable. Else an idle thread records them (called under the lock)."""
+        return self._single and self._outage_since is None
+
+    def _record_on_loop(self, claim: bool = True) -> None:
+        """On the event loop: record the outbox and claim for the free slots (see :meth:`_arecord`), unless a cycle
+        is in flight (it looks again) or the wait for work holds the claim (a thread records aside)."""
+        with self._lock:
+            self._record_due = False
+            opened = self._open_cycle_locked(claim)
+            if isinstance(opened, tuple):
+                self._loop_fetching = True
+        if opened is True:
+            self._poke.set()
+            self._nudge()
+        elif opened is not False:
+            asyncio.get_running_loop().create_task(self._arecord(*opened))
+
+    async def _arecord(self, finished: list[tuple[Envelope, str, Outcome]], want: int, since: float) -> None:
+        """One cycle on the event loop: no thread hand-off between an async job's end, its recording and the start of
+        the jobs claimed for its slot. On an error, the outcomes go back to the outbox for a thread to record (it waits
+        out an outage)."""
+        name = self.queues[0]
+        got: list[tuple[Envelope, str]] = []
+        try:
+            finished = self._owned(name, finished)
+            kept: list[int] = []
+            if finished or want:
+                kept, got, self._hint = await self.backend.acycle(name, finished, want, f"{self.id}:{next(self._seq)}")
+        except BaseException as exc:  # a Redis error, or cancelled as the loop stops
+            with self._lock:
+                self._outbox[:0] = finished
+                if finished:
+                    self._outbox_since = since
+                self._async_ended = True
+                self._loop_fetching = False
+            self._fetching_done()
+            self._poke.set()
+            self._nudge()
+            if not isinstance(exc, (*TRANSIENT, RedisError)):
+                raise
+            logger.debug("recording on the event loop failed (%s); a worker thread records instead", exc)
+            return
+        if got and self._stopping.is_set():  # the stop came during the call: the line was given back already
+            claimed = {(env.queue, env.id): token for env, token in got}
+            await asyncio.to_thread(self._release, claimed, "claimed after the stop")
+        else:
+            self._admit(got)
+        if any(answer in FOLLOW_UPS for answer in kept):  # blocking calls: kept off the loop
+            await asyncio.to_thread(self._settle_many, finished, kept)
+        else:
+            self._settle_many(finished, kept)
+        with self._lock:
+            self._loop_fetching = False
+        again = self._fetching_done()
+        self._start_claimed()
+        short = len(got) < want
+        if short:  # the queue ran dry: the watcher blocks for work
+            self._poke.set()
+        if again:
+            self._record_on_loop(claim=not short)
+
+    def _start_claimed(self) -> None:
+        """On the event loop, after a claim: start the async jobs at the head of the line, up to the free slots; a
+        ``def`` job at the head is a thread's to take."""
+        with self._lock:
+            jobs = []
+            while (nxt := self._next_async_locked()) is not None:
+                jobs.append(nxt)
+            thread = bool(self._line) and not self._is_async(self._line[0][0])
+        if jobs:
+            self._start_on_loop(jobs)
+        if thread:
+            self._nudge()
 
     def _cycle(self, claim: bool = True) -> bool:
         """Record the outbox and claim up to the free slots into the line; True if it claimed jobs, or recorded
         outcomes with nothing left to ask for; False if another thread is at it, or the queue had nothing more."""
         with self._lock:
-            if self._fetching:
-                if not (self._wait_claim and self._outbox and not self._recording):
-                    self._again = True  # work may have arrived after that call claimed: it looks once more
-                    return False
-                aside = True  # the wait for work holds the claim: record what ended meanwhile, claiming nothing
-            else:
-                aside = False
-                self._again = False
-                self._async_ended = False
-                finished, self._outbox = self._outbox, []
-                since = self._outbox_since
-                want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
-                if want > 0:
-                    self._ahead_now = bool(self._ahead) and self._quick(len(finished))
-                    if self._ahead_now:
-                        want += self._ahead
-                if not finished and want <= 0:
-                    return False
-                self._fetching = True
-        if aside:
+            opened = self._open_cycle_locked(claim)
+        if opened is True:
             return self._record_aside()
+        if opened is False:
+            return False
+        finished, want, since = opened
         got: list[tuple[Envelope, str]] = []
         try:
             got, self._hint = self._cycle_round(finished, max(want, 0))
@@ -541,6 +615,28 @@ class Worker:
         # a claim that came back short found the queue drained: claiming again at once would find nothing, and
         # would keep the worker from blocking on the wake-up list (a job arriving meanwhile would wait for it)
         return bool(got) or (bool(finished) and len(got) >= want)
+
+    def _open_cycle_locked(self, claim: bool) -> tuple[list[tuple[Envelope, str, Outcome]], int, float] | bool:
+        """Start a cycle (called under the lock): the outcomes it records, how many jobs it claims, and since when the
+        oldest outcome waits, with ``_fetching`` set; True if the wait for work holds the claim and outcomes wait (to
+        be recorded aside); False if there is nothing to do, or another cycle is at it (it looks once more)."""
+        if self._fetching:
+            if not (self._wait_claim and self._outbox and not self._recording):
+                self._again = True  # work may have arrived after that call claimed: it looks once more
+                return False
+            return True  # the wait for work holds the claim: record what ended meanwhile, claiming nothing
+        self._again = False
+        self._async_ended = False
+        finished, self._outbox = self._outbox, []
+        want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
+        if want > 0:
+            self._ahead_now = bool(self._ahead) and self._quick(len(finished))
+            if self._ahead_now:
+                want += self._ahead
+        if not finished and want <= 0:
+            return False
+        self._fetching = True
+        return finished, max(want, 0), self._outbox_since
 
     def _record_aside(self) -> bool:
         """While the wait for work holds the claim (it claims the moment work arrives), record what ended meanwhile
@@ -594,12 +690,7 @@ class Worker:
         for name in names:
             mine = [p for p in pending if p[0].queue == name]
             left -= len(mine)
-            finished = []
-            for item in mine:  # given back at a stop past its grace, or lost: not ours to write
-                if self.sink.owns((name, item[0].id), item[1]):
-                    finished.append(item)
-                else:
-                    self._settle_many([item], [0])
+            finished = self._owned(name, mine)
             count = max(want - len(claimed), 0)
             if not finished and not count:
                 if left:
@@ -614,6 +705,17 @@ class Worker:
             if len(claimed) >= want and not left:
                 break
         return claimed, hint
+
+    def _owned(self, name: str, items: list[tuple[Envelope, str, Outcome]]) -> list[tuple[Envelope, str, Outcome]]:
+        """The outcomes of ``items`` this worker may still write; the others (given back at a stop past its grace, or
+        lost) are settled as not written."""
+        owned = []
+        for item in items:
+            if self.sink.owns((name, item[0].id), item[1]):
+                owned.append(item)
+            else:
+                self._settle_many([item], [0])
+        return owned
 
     def _admit(self, jobs: list[tuple[Envelope, str]]) -> None:
         """Claimed jobs: held under their leases, active, in line."""
