@@ -13,7 +13,7 @@ import pytest
 from jobqueue_redis import RedisBackend, Worker
 from pydantic import BaseModel
 
-from jobqueue import JobQueue, JobState
+from jobqueue import JobDefinition, JobQueue, JobState
 from tests.redis.cycles import record_cycles
 from tests.redis_servers import RedisServer
 
@@ -101,6 +101,15 @@ def test_async_jobs_run_concurrently_on_the_worker_loop(app: JobQueue) -> None:
         assert time.monotonic() - started < 3.0  # one after another would take 5s
 
 
+def _async_nap(app: JobQueue) -> JobDefinition[Nap]:
+    @app.job(queue="w")
+    async def nap(payload: Nap) -> str:
+        await asyncio.sleep(payload.seconds)
+        return "ok"
+
+    return nap
+
+
 def test_async_outcomes_are_recorded_in_batches_on_the_event_loop(app: JobQueue) -> None:
     """An async job's outcome joins the outbox the def jobs' outcomes use, and the event loop records the outcomes
     that ended in one of its turns with one script call, claiming for the freed slots: no hand-off to a job thread
@@ -108,12 +117,7 @@ def test_async_outcomes_are_recorded_in_batches_on_the_event_loop(app: JobQueue)
     outcome batcher of its own)."""
     backend = app.backend
     assert isinstance(backend, RedisBackend)
-
-    @app.job(queue="w")
-    async def nap(payload: Nap) -> str:
-        await asyncio.sleep(payload.seconds)
-        return "ok"
-
+    nap = _async_nap(app)
     handles = nap.enqueue_many([{"seconds": 0.01}] * 30)
     on_loop: list[bool] = []
     calls = record_cycles(backend, on_loop)
@@ -134,6 +138,25 @@ def test_async_outcomes_are_recorded_in_batches_on_the_event_loop(app: JobQueue)
     # records those beside it
     assert sum(on_the_loop) >= 20, (calls, on_loop)
     assert max(on_the_loop) > 1, calls  # ten at once end close together: recorded together
+
+
+def test_an_async_outcome_held_back_for_a_batch_is_recorded_within_milliseconds_when_the_slots_turn_slow(app: JobQueue) -> None:
+    """While jobs claimed ahead wait in line, the loop records its outcomes in batches of up to the concurrency. Here a
+    slow job takes the second slot right after a quick one ended, with a quick job still in line: that outcome is a
+    batch short, and is recorded within milliseconds, not once a slow job ends a second and a half later."""
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    nap = _async_nap(app)
+    # the first claim takes S1 and q1 (the free slots); q1 ends quick, so the next claim takes the rest ahead; q2 ends
+    # as S2 starts, with q3 still in line
+    s1, q1, q2, s2, q3 = (nap.enqueue(seconds=s) for s in (1.5, 0.0, 0.0, 1.5, 0.0))
+    calls = record_cycles(backend)
+    with Running(app, concurrency=2):
+        assert [h.result(timeout=15) for h in (s1, q1, q2, s2, q3)] == ["ok"] * 5
+    assert any(count > 2 for _, count in calls), f"no claim took jobs ahead: {calls}"
+    held = q2.status()
+    assert held.finished_at is not None and held.started_at is not None
+    assert held.finished_at - held.started_at < 0.5, calls
 
 
 @pytest.mark.parametrize(("kind", "concurrency"), [("def", 2), ("async def", 2), ("async def", 1)])

@@ -45,6 +45,9 @@ WATCH_AHEAD = 0.02
 FIRST_CLAIM_WAIT = 1.0
 #: jobs count as quick (see ``prefetch`` in :class:`Worker`) while a batch runs in under this long per job (seconds)
 QUICK = 0.001
+#: while jobs held in line keep every slot busy, the event loop records its async jobs' outcomes in batches of up to the
+#: concurrency; an outcome waits at most this long for its batch (seconds)
+RECORD_WITHIN = 0.005
 
 
 class _Loop:
@@ -125,6 +128,7 @@ class Worker:
         self._async = 0  # async def jobs running on the event loop
         self._async_ended = False  # an async job's outcome is in the outbox: a thread with nothing to run records it
         self._record_due = False  # the event loop records its jobs' outcomes at the end of this turn...
+        self._record_timer = False  # ... or within RECORD_WITHIN...
         self._loop_fetching = False  # ... and is at it (the cycle in flight is the loop's)
         self._starting: list[tuple[Envelope, str]] = []  # async jobs this thread took from the line, to start together
         self._moved = 0  # bumped whenever a job starts or ends: the watcher's sign of life
@@ -467,11 +471,12 @@ class Worker:
 
     def _async_done(self, envelope: Envelope, token: str, task: asyncio.Task[Outcome]) -> None:
         """An ``async def`` attempt ended (on the event loop's thread): its outcome joins the outbox, and the loop records
-        it at the end of this turn (see :meth:`_record_on_loop`), or an idle thread does (see :meth:`_loop_records`);
-        a cycle in flight looks again instead."""
+        it (see :meth:`_plan_record_locked`), or an idle thread does (see :meth:`_loop_records`); a cycle in flight
+        looks again instead."""
         outcome = None if task.cancelled() or task.exception() is not None else task.result()
         key = (envelope.queue, envelope.id)
-        wake = record = False
+        wake = False
+        plan: str | None = None
         with self._lock:
             self._async -= 1
             self._moved += 1
@@ -484,8 +489,7 @@ class Worker:
                 if self._fetching:
                     self._again = True  # the cycle in flight looks again (the loop's at once, a thread's before it rests)
                 if self._loop_fetching or (self._loop_records() and not self._wait_claim):
-                    record = not self._record_due and not self._loop_fetching  # after this turn's other callbacks: one
-                    self._record_due = self._record_due or record  # call for all the jobs that ended in it
+                    plan = self._plan_record_locked()
                 else:
                     self._async_ended = True
                     wake = first and (not self._fetching or self._wait_claim)  # that wait does not come back to record
@@ -498,8 +502,8 @@ class Worker:
             wake = True  # a slot freed
         if nxt is not None:
             self._start_on_loop([nxt])
-        if record:
-            asyncio.get_running_loop().call_soon(self._record_on_loop)
+        if plan is not None:
+            self._plan_record(plan)
         if wake:
             self._poke.set()  # the watcher looks again (if it waits for a slot, it records this itself)...
             self._nudge()  # ... and an idle thread records it
@@ -509,12 +513,41 @@ class Worker:
         slots they free): one queue, Redis reachable. Else an idle thread records them (called under the lock)."""
         return self._single and self._outage_since is None
 
+    def _plan_record_locked(self) -> str | None:
+        """When the event loop records the outbox (called under the lock): "soon", at the end of this turn, in one call
+        for every job that ended in it, when a slot waits for the claim (nothing held in line), the batch is full, or
+        the worker stops; else "later", within RECORD_WITHIN; None when planned already, or a cycle of the loop's is in
+        flight (it looks again as it ends)."""
+        if self._loop_fetching or not self._outbox:
+            return None
+        if not self._line or len(self._outbox) >= self.concurrency or self._stopping.is_set():
+            if self._record_due:
+                return None
+            self._record_due = True
+            return "soon"
+        if self._record_timer:
+            return None
+        self._record_timer = True
+        return "later"
+
+    def _plan_record(self, plan: str) -> None:
+        loop = asyncio.get_running_loop()
+        if plan == "soon":
+            loop.call_soon(self._record_on_loop)
+        else:
+            loop.call_later(RECORD_WITHIN, self._record_later)
+
+    def _record_later(self) -> None:
+        with self._lock:
+            self._record_timer = False
+        self._record_on_loop()
+
     def _record_on_loop(self, claim: bool = True) -> None:
         """On the event loop: record the outbox and claim for the free slots (see :meth:`_arecord`), unless a cycle
         is in flight (it looks again) or the wait for work holds the claim (a thread records aside)."""
         with self._lock:
             self._record_due = False
-            opened = self._open_cycle_locked(claim)
+            opened = self._open_cycle_locked(claim, on_loop=True)
             if isinstance(opened, tuple):
                 self._loop_fetching = True
         if opened is True:
@@ -565,7 +598,12 @@ class Worker:
         if short:  # the queue ran dry: the watcher blocks for work
             self._poke.set()
         if again:
-            self._record_on_loop(claim=not short)
+            with self._lock:
+                plan = self._plan_record_locked()
+            if plan == "soon":
+                self._record_on_loop(claim=not short)
+            elif plan is not None:
+                self._plan_record(plan)
 
     def _start_claimed(self) -> None:
         """On the event loop, after a claim: start the async jobs at the head of the line, up to the free slots; a
@@ -616,7 +654,7 @@ class Worker:
         # would keep the worker from blocking on the wake-up list (a job arriving meanwhile would wait for it)
         return bool(got) or (bool(finished) and len(got) >= want)
 
-    def _open_cycle_locked(self, claim: bool) -> tuple[list[tuple[Envelope, str, Outcome]], int, float] | bool:
+    def _open_cycle_locked(self, claim: bool, on_loop: bool = False) -> tuple[list[tuple[Envelope, str, Outcome]], int, float] | bool:
         """Start a cycle (called under the lock): the outcomes it records, how many jobs it claims, and since when the
         oldest outcome waits, with ``_fetching`` set; True if the wait for work holds the claim and outcomes wait (to
         be recorded aside); False if there is nothing to do, or another cycle is at it (it looks once more)."""
@@ -630,7 +668,8 @@ class Worker:
         finished, self._outbox = self._outbox, []
         want = 0 if (self._stopping.is_set() or not claim) else self.concurrency - len(self._active) + len(finished)
         if want > 0:
-            self._ahead_now = bool(self._ahead) and self._quick(len(finished))
+            quick = self._quick_on_loop(finished) if on_loop else self._quick(len(finished))
+            self._ahead_now = bool(self._ahead) and quick
             if self._ahead_now:
                 want += self._ahead
         if not finished and want <= 0:
@@ -666,6 +705,11 @@ class Worker:
         (called under the lock). Then claiming ahead costs a held job at most a batch's few milliseconds."""
         return (not self._line and not self._running and finished >= self._claimed > 0
                 and time.monotonic() - self._claimed_at < QUICK * self._claimed)
+
+    def _quick_on_loop(self, finished: list[tuple[Envelope, str, Outcome]]) -> bool:
+        """Whether the async jobs the event loop records ran quick: each in under QUICK x the concurrency, so that the
+        jobs claimed ahead wait for a slot about as long as quick ``def`` ones held in line do."""
+        return bool(finished) and all(outcome.duration < QUICK * self.concurrency for _, _, outcome in finished)
 
     def _fetching_done(self) -> bool:
         """The cycle is over; True if another thread asked for one meanwhile."""
