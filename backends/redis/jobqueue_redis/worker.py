@@ -488,8 +488,8 @@ class Worker:
                 self._outbox.append((envelope, token, outcome))
                 if self._fetching:
                     self._again = True  # the cycle in flight looks again (the loop's at once, a thread's before it rests)
-                if self._loop_fetching or (self._loop_records() and not self._wait_claim):
-                    plan = self._plan_record_locked()
+                if self._loop_fetching or (self._loop_records() and not self._fetching):
+                    plan = self._plan_record_locked()  # else a thread's cycle is in flight: it looks again, as before
                 else:
                     self._async_ended = True
                     wake = first and (not self._fetching or self._wait_claim)  # that wait does not come back to record
@@ -540,7 +540,9 @@ class Worker:
     def _record_later(self) -> None:
         with self._lock:
             self._record_timer = False
-        self._record_on_loop()
+            waiting = bool(self._outbox)
+        if waiting:
+            self._record_on_loop()
 
     def _record_on_loop(self, claim: bool = True) -> None:
         """On the event loop: record the outbox and claim for the free slots (see :meth:`_arecord`), unless a cycle
