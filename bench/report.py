@@ -142,7 +142,8 @@ def to_markdown(results: dict[str, Any], chart: Path | None) -> str:
         unit = row.get("unit", "x")
         need = f"≤ {row['need']}{unit}" if row.get("at_most") else f"≥ {row['need']}{unit}"
         met = "–" if row["ok"] is None else ("yes" if row["ok"] else "**no**")
-        w(f"| {row['target']} | {_fmt(row['jobqueue'], 1)} | {row['peer'] or '–'} | {_fmt(row['peer_value'], 1)} | "
+        digits = 3 if "latency" in row["target"] else 1  # sub-millisecond figures: one decimal would hide the gap
+        w(f"| {row['target']} | {_fmt(row['jobqueue'], digits)} | {row['peer'] or '–'} | {_fmt(row['peer_value'], digits)} | "
           f"{_fmt(row['ratio'], 2)} | {need} | {met} |")
     w("")
     analysis = BENCH_DIR / "ANALYSIS.md"
