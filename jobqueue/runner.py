@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
@@ -233,27 +234,32 @@ class JobRunner:
         """Run one attempt of ``envelope`` (already claimed as active) and persist its outcome."""
         if not telemetry.tracing(self.app):  # no span would be recorded: skip its context manager
             return self._execute(envelope, sink)
-        with telemetry.job_span(self.app, envelope) as span:
-            outcome = self._execute(envelope, sink)
-            telemetry.record_outcome(span, outcome.state.value, outcome.error)
-            return outcome
+        return self._traced(envelope, self._execute, sink)
 
     async def aexecute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         """:meth:`execute` on an event loop: ``async def`` handlers are awaited, ``def`` ones run in a thread."""
         if not telemetry.tracing(self.app):
             return await self._aexecute(envelope, sink)
-        with telemetry.job_span(self.app, envelope) as span:
-            outcome = await self._aexecute(envelope, sink)
-            telemetry.record_outcome(span, outcome.state.value, outcome.error)
-            return outcome
+        return await self._atraced(envelope, self._aexecute, sink)
 
     async def aattempt(self, envelope: Envelope, sink: AttemptSink) -> Outcome:
         """:meth:`attempt` on an event loop: the outcome is decided, not recorded (the caller records it, then
         calls :meth:`settle`)."""
         if not telemetry.tracing(self.app):
             return await self._aattempt(envelope, sink)
+        return await self._atraced(envelope, self._aattempt, sink)
+
+    def _traced(self, envelope: Envelope, run: Callable[[Envelope, Any], Outcome], sink: Any) -> Outcome:
+        """``run(envelope, sink)`` inside the attempt's span, its outcome recorded on it."""
         with telemetry.job_span(self.app, envelope) as span:
-            outcome = await self._aattempt(envelope, sink)
+            outcome = run(envelope, sink)
+            telemetry.record_outcome(span, outcome.state.value, outcome.error)
+            return outcome
+
+    async def _atraced(self, envelope: Envelope, run: Callable[[Envelope, Any], Awaitable[Outcome]], sink: Any) -> Outcome:
+        """:meth:`_traced` for a coroutine method."""
+        with telemetry.job_span(self.app, envelope) as span:
+            outcome = await run(envelope, sink)
             telemetry.record_outcome(span, outcome.state.value, outcome.error)
             return outcome
 
@@ -282,10 +288,7 @@ class JobRunner:
         """
         if not telemetry.tracing(self.app):
             return self._attempt(envelope, sink)
-        with telemetry.job_span(self.app, envelope) as span:
-            outcome = self._attempt(envelope, sink)
-            telemetry.record_outcome(span, outcome.state.value, outcome.error)
-            return outcome
+        return self._traced(envelope, self._attempt, sink)
 
     def _execute(self, envelope: Envelope, sink: FinishingSink) -> Outcome:
         try:
