@@ -131,6 +131,7 @@ def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_ser
         later = tick.enqueue(n=0, _delay=60)
         first = tick.enqueue(n=1)
         load_once(client, backend.scripts)  # as the first wake-up on a fresh server does
+        client.pipeline(transaction=False).ping().execute()  # the pool's connection (the wait's pipeline) made first
         client.config_resetstat()
         got = backend.wait_and_claim("q", 1.0, 10, "w:0")
         assert got is not None

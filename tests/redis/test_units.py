@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -294,13 +295,13 @@ def test_once_redis_is_found_unreachable_the_next_enqueues_try_once_until_one_ge
     from tests.redis_servers import RedisServer
 
     attempts: list[int] = []
-    connect = redis.connection.AbstractConnection.connect
+    connect = redis.connection.Connection._connect  # the socket's connect, however the connection was asked to make one
 
-    def counted(self: redis.connection.AbstractConnection) -> None:
+    def counted(self: redis.connection.Connection) -> Any:
         attempts.append(1)
-        connect(self)
+        return connect(self)
 
-    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", counted)
+    monkeypatch.setattr(redis.connection.Connection, "_connect", counted)
     server = RedisServer()
     settings = Settings.from_env({"REDIS_URL": server.url, "JOBQUEUE_REDIS_RETRY_FOR": "0.5"}, backend="redis", fallback="sync")
     app = JobQueue(settings=settings)

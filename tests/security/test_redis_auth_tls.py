@@ -73,9 +73,9 @@ def test_password_protected_redis_end_to_end(password_server: RedisServer, tmp_p
     assert state is JobState.COMPLETED
     assert PASSWORD not in log and "***@" in log, "the worker names Redis by its redacted URL"
     message = refused(app_env(f"redis://{HOST}:{password_server.port}/0", tmp_path / "runs"))
-    assert "Authentication required" in message or "NOAUTH" in message
+    assert "authentication failed or is required" in message
     wrong = refused(app_env(f"redis://:wrong-{PASSWORD}@{HOST}:{password_server.port}/0", tmp_path / "runs"))
-    assert PASSWORD not in wrong and "***@" in wrong
+    assert PASSWORD not in wrong and "***@" in wrong and "authentication failed or is required" in wrong
 
 
 def test_acl_user_limited_to_its_prefix_end_to_end(password_server: RedisServer, tmp_path: Path) -> None:

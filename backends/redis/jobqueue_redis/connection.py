@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -36,7 +37,8 @@ DECODE_ERRORS = "surrogateescape"
 
 
 def build_client(settings: RedisSettings) -> Any:
-    """A synchronous client (``Redis`` or ``RedisCluster``) for ``settings``; it connects lazily."""
+    """A synchronous client for ``settings`` (``RedisCluster``, else a ``Redis`` whose single commands go over a
+    connection per thread: :mod:`jobqueue_redis.pinned`); it connects lazily."""
     options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout,
         "socket_timeout": settings.socket_timeout,
@@ -49,7 +51,9 @@ def build_client(settings: RedisSettings) -> Any:
 
         options.pop("health_check_interval")
         return RedisCluster.from_url(settings.url, **options)
-    return redis.Redis.from_url(settings.url, **options)
+    from jobqueue_redis.pinned import ThreadPinnedRedis
+
+    return ThreadPinnedRedis.from_url(settings.url, **options)
 
 
 def build_async_client(settings: RedisSettings) -> Any:
@@ -101,14 +105,21 @@ def _retrying(settings: RedisSettings, spent: float = 0.0) -> dict[str, Any]:
 
 
 def unavailable(settings: RedisSettings, what: str, exc: BaseException) -> BrokerUnavailable:
-    return BrokerUnavailable(f"Redis at {settings.redacted_url} did not answer ({what}) within {settings.retry_for:g}s: {exc}")
+    return BrokerUnavailable(f"Redis at {settings.redacted_url} did not answer ({what}) within {settings.retry_for:g}s: {_why(exc)}")
 
 
 def unavailable_again(settings: RedisSettings, what: str, exc: BaseException) -> BrokerUnavailable:
     return BrokerUnavailable(
         f"Redis at {settings.redacted_url} did not answer ({what}); it was unreachable at the call before too, so this "
-        f"call was tried once, without {settings.retry_for:g}s of retries: {exc}"
+        f"call was tried once, without {settings.retry_for:g}s of retries: {_why(exc)}"
     )
+
+
+def _why(exc: BaseException) -> str:
+    # redis-py words a refused login by the step that met it (HELLO, AUTH, a command): name the cause plainly
+    if isinstance(exc, AuthenticationError):
+        return f"authentication failed or is required (the password or user in the URL): {exc}"
+    return str(exc)
 
 
 def bounded(settings: RedisSettings, what: str, call: Callable[[], T], outage: Outage | None = None, *, patient: bool = True) -> T:
