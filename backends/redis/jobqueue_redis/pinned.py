@@ -7,12 +7,14 @@ wall time and 24 µs of CPU through the pool against 27 and 15 over a kept conne
 project's machine, eight interleaved rounds). Every hot call jobqueue makes is one command (an ``EVALSHA`` or a
 ``BLPOP``), from a thread that makes many: a producer's web thread, a worker's job and watcher threads.
 
-A thread's connection is made on its first command and kept until the client is closed, the thread ends, or
-an error drops it (the next command connects again). Before each command a ``poll`` with no wait (one system
-call, under a microsecond) asks whether the connection has anything to read; only then does it get the pool's
-check. So a connection the server closed (a restart, its ``timeout``) is found before a command is sent on it,
-as the pool finds it: the command connects again, and if that fails, the error says nothing was sent (a
-producer may then run the job inline). Pipelines and pub/sub still use the pool.
+A thread takes its connection from the pool (with the pool's check) on its first command and keeps it until the
+thread ends, when it goes back to the pool for the next thread (a server that starts a thread per request, or a
+greenlet per request under gevent, reuses connections as with the pool alone), or until the client is closed or an
+error drops it (the next command connects again). Before each command a ``poll`` with no wait (one system call,
+under a microsecond) asks whether the kept connection has anything to read; only then does it get the pool's
+check. So a connection the server closed (a restart, its ``timeout``) is found before a command is sent on it, as
+the pool finds it: the command connects again, and if that fails, the error says nothing was sent (a producer may
+then run the job inline). Pipelines and pub/sub use the pool as before.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import os
 import select
 import threading
-import weakref
 from typing import Any
 
 import redis
@@ -33,14 +34,12 @@ class ThreadPinnedRedis(redis.Redis):
 
     Same replies, errors and retry policy as the pooled client: a command that fails drops its connection
     (answers may still be on their way on it) and is retried by the connection's ``retry`` as redis-py would.
-    A process forked from this one makes its own connections (the inherited sockets are the parent's).
+    A process forked from this one takes its own connections (the inherited sockets are the parent's).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pins = threading.local()
-        self._pinned: weakref.WeakSet[Any] = weakref.WeakSet()  # to close them all; a thread's end lets go of its own
-        self._pinned_lock = threading.Lock()
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         pins = self._pins
@@ -62,23 +61,42 @@ class ThreadPinnedRedis(redis.Redis):
 
     def _pin(self) -> Any:
         pool = self.connection_pool
-        conn = pool.connection_class(**pool.connection_kwargs)
-        self._pins.conn = conn
-        with self._pinned_lock:
-            self._pinned.add(conn)
+        conn = take_connection(pool)
+        pins = self._pins
+        pins.conn = conn
+        pins.lease = _PoolLease(pool, conn)  # dropped with the thread's locals: the connection goes back
         return conn
 
     def close(self) -> None:
-        """Close the threads' connections and, as ``redis.Redis.close`` does, the pool's."""
-        pinned = getattr(self, "_pinned", None)  # absent when __init__ failed
-        if pinned is not None:
-            with self._pinned_lock:
-                conns = list(pinned)
-                pinned.clear()
-            for conn in conns:
-                conn.disconnect()
+        """Let go of the threads' connections and close the pool's, in-use ones too (as ``redis.Redis.close`` does)."""
+        if hasattr(self, "_pins"):  # absent when __init__ failed
             self._pins = threading.local()
         super().close()
+
+
+def take_connection(pool: Any) -> Any:
+    """A connection from a redis-py pool, checked by it (redis-py 5 wants a command name; later versions warn about one)."""
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection("PING")
+
+
+class _PoolLease:
+    """Gives a thread's connection back to its pool when the thread's locals go (the thread ended, or the client
+    was closed); a pool reset by a fork since ignores a connection it does not own."""
+
+    __slots__ = ("conn", "pool")
+
+    def __init__(self, pool: Any, conn: Any) -> None:
+        self.pool = pool
+        self.conn = conn
+
+    def __del__(self) -> None:
+        try:
+            self.pool.release(self.conn)
+        except Exception:  # noqa: BLE001 - at interpreter exit the pool may be half gone; nothing is lost
+            pass
 
 
 def _has_input(pins: Any, sock: Any) -> bool:

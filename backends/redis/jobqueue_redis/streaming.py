@@ -13,6 +13,7 @@ from typing import Any, overload
 
 from redis.exceptions import ResponseError
 
+from jobqueue_redis.pinned import take_connection
 from jobqueue_redis.scripts import Script, Scripts, is_noscript, load_once, run_pipeline
 
 #: one script call: the script, its queue's key base, its ARGV
@@ -67,10 +68,7 @@ def run_streamed(client: Any, scripts: Scripts, calls: Sequence[Call]) -> list[A
 
 
 def _stream(pool: Any, calls: Sequence[Call]) -> list[Any]:
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py 5 wants a command name (later versions warn about one)
-        connection = pool.get_connection("EVALSHA")
+    connection = take_connection(pool)
     try:
         for i in range(len(calls)):
             script, base, args = calls[i]
