@@ -72,9 +72,12 @@ def test_replies_and_errors_are_the_pooled_clients(client: Any, redis_server: Re
             each.delete("pinned:h")
             assert each.hset("pinned:h", mapping={"a": "1", "b": "2"}) == 2
             assert each.hgetall("pinned:h") == {"a": "1", "b": "2"}
+            before = each.client_id()
             with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
                 each.lpush("pinned:h", "x")
             assert each.ping() is True  # the error reply was read: the connection goes on
+            if each is client:
+                assert each.client_id() == before, "an error reply does not cost the kept connection"
     finally:
         pooled.close()
 

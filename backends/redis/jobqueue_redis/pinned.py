@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -55,6 +56,8 @@ class ThreadPinnedRedis(redis.Redis):
             conn.send_command(*args, **options)
             parse: Any = self.parse_response  # untyped in redis-py
             return parse(conn, args[0], **options)
+        except ResponseError:
+            raise  # an error reply is a whole answer, read: the connection goes on, as the pool's would
         except BaseException:
             conn.disconnect()  # an interrupted read would hand this command's answer to the next one
             raise
