@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,10 +101,12 @@ class JobPage(BaseModel):
     next_cursor: str | None = None
 
 
-class EnqueueReceipt(BaseModel):
-    """What a backend answers for one enqueued envelope: the id, and whether it made a new job."""
+class EnqueueReceipt(NamedTuple):
+    """What a backend answers for one enqueued envelope: the id, and whether it made a new job.
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    A named tuple, not a model: made once per enqueued job from values the backend produced, it needs no
+    validation, and a model's schema would be built on a process's first enqueue (~0.5 ms).
+    """
 
     id: str
     created: bool = True

@@ -44,3 +44,22 @@ def test_the_enqueue_script_leaves_out_the_worker_s_machinery() -> None:
     defined = set(LOCAL.findall(Scripts().enqueue.text))
     assert {"promote", "flush_batch", "retain_all", "free_key"}.isdisjoint(defined)
     assert len(defined) < len(NAMES)
+
+
+def test_scripts_are_read_through_importlib_resources_where_the_package_is_not_a_folder(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import jobqueue_redis.scripts as scripts
+
+    on_disk = _load("idle")
+
+    class Zipped(type(scripts.Path(__file__))):  # type: ignore[misc]
+        def is_dir(self) -> bool:
+            return False
+
+    monkeypatch.setattr(scripts, "Path", Zipped)
+    scripts._lua_dir.cache_clear()
+    try:
+        folder = scripts._lua_dir()
+        assert not isinstance(folder, Zipped)  # importlib.resources' own traversable, not the path tried first
+        assert _load("idle") == on_disk
+    finally:
+        scripts._lua_dir.cache_clear()
