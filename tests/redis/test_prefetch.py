@@ -256,3 +256,27 @@ def test_quick_jobs_claimed_ahead_run_on_two_threads_at_once(
     finally:
         alone.close()
     assert overlapped < 100, f"{overlapped} of 400 jobs started while another one ran"
+
+
+def test_a_claim_counts_as_quick_only_on_quick_outcomes_of_its_own_jobs(app: JobQueue) -> None:
+    """The other thread's last job may still run as the line runs dry, but a job that merely started says nothing of
+    its speed: no outcomes, or a slow one, and the next claim takes only the free slots."""
+    from jobqueue.envelope import Envelope
+    from jobqueue.runner import Outcome
+
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    worker = Worker(backend, ["p"], concurrency=5)
+    envelope = Envelope(id="j", name="nap", queue="p")
+
+    def ended(seconds: float) -> tuple[Envelope, str, Outcome]:
+        return envelope, "token", Outcome(JobState.COMPLETED, duration=seconds)
+
+    worker._claimed, worker._claimed_at, worker._running = 4, time.monotonic(), 1
+    assert worker._quick([ended(0.0001)] * 3), "three ended quick, the fourth runs in the other thread"
+    assert not worker._quick([ended(0.0001)] * 2), "one of the claim's jobs is unaccounted for"
+    assert not worker._quick([ended(0.0001), ended(0.0001), ended(0.004)]), "one ran slow"
+    worker._claimed = 1
+    assert not worker._quick([]), "the one job claimed has only started"
+    worker._running = 2
+    assert not worker._quick([ended(0.0001)] * 4), "two jobs still run"
