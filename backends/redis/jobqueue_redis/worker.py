@@ -129,7 +129,6 @@ class Worker:
         self._recording = False  # a thread records outcomes aside while the wait for work holds the claim
         self._again = False  # another thread wanted to claim meanwhile
         self._running = 0  # def jobs running in job threads
-        self._runners = 0  # job threads running jobs from the line back to back
         self._async = 0  # async def jobs running on the event loop
         self._async_ended = False  # an async job's outcome is in the outbox: a thread with nothing to run records it
         self._record_due = False  # the event loop records its jobs' outcomes at the end of this turn...
@@ -394,20 +393,15 @@ class Worker:
     def _run_line(self, item: tuple[Envelope, str]) -> None:
         """Run ``item``, then the jobs in line after it, back to back (each end and the next start share one lock
         round). Quick jobs claimed ahead get a second thread running them from the line too (see QUICK_THREADS)."""
-        sync = not self._is_async(item[0])
-        with self._lock:
-            self._runners += 1
-            more = sync and self._runners < QUICK_THREADS and self._ahead_now and len(self._line) > 1
-        if more:  # an idle thread wakes and takes from the line (the watcher's hand-over flag is left as it is)
-            with self._cond:
-                self._cond.notify(1)
-        try:
-            nxt: tuple[Envelope, str] | None = item
-            while nxt is not None:
-                nxt = self._run_item(*nxt)
-        finally:
-            with self._lock:
-                self._runners -= 1
+        if not self._is_async(item[0]):
+            with self._lock:  # this thread's job counts as running already
+                more = self._running < QUICK_THREADS and self._ahead_now and len(self._line) > 1
+            if more:  # an idle thread wakes and takes from the line (the watcher's hand-over flag is left as it is)
+                with self._cond:
+                    self._cond.notify(1)
+        nxt: tuple[Envelope, str] | None = item
+        while nxt is not None:
+            nxt = self._run_item(*nxt)
 
     def _take(self) -> tuple[Envelope, str] | None:
         """The next job in line, counted as running (the caller runs it with :meth:`_run_item`)."""
