@@ -46,7 +46,9 @@ def test_the_enqueue_script_leaves_out_the_worker_s_machinery() -> None:
     assert len(defined) < len(NAMES)
 
 
-def test_scripts_are_read_through_importlib_resources_where_the_package_is_not_a_folder(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_scripts_are_read_through_importlib_resources_where_the_package_is_not_a_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import jobqueue_redis.scripts as scripts
 
     on_disk = _load("idle")
