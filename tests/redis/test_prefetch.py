@@ -202,19 +202,47 @@ def test_slow_jobs_are_watched_every_two_milliseconds(app: JobQueue) -> None:
     assert slow.count(WATCH) >= 5 and WATCH_AHEAD not in slow, slow
 
 
-def _serve(app: JobQueue, count: int, seconds: float) -> tuple[int, Claims]:
-    """Run ``count`` jobs of ``seconds`` each through a worker serving at concurrency 5 (not in burst mode, whose idle
-    threads look for work every 50 ms); how many of them started while another one ran, and the claims."""
+class Served:
+    """What a serving worker did with a list of naps: jobs that started while another ran, the most slow ones (a nap of
+    10 ms or more) running at once, the claims, and how many jobs waited in line as each claim went out."""
+
+    def __init__(self, claims: Claims) -> None:
+        self.claims = claims
+        self.overlapped = 0
+        self.slow = 0
+        self.slow_most = 0
+        self.slow_at_start: list[int] = []  # slow jobs running as each slow one started (itself included)
+        self.line_at_claim: list[int] = []
+
+
+def _serve(app: JobQueue, naps: list[float]) -> Served:
+    """Run a job per nap (seconds) through a worker serving at concurrency 5 (not in burst mode, whose idle threads
+    look for work every 50 ms)."""
     backend = app.backend
     assert isinstance(backend, RedisBackend)
-    claims = Claims(backend)
-    overlapped = ended = 0
+    served = Served(Claims(backend))
+    claims = served.claims
+    ended = 0
+    worker = Worker(backend, ["p"], concurrency=5)
+    cycle = backend.cycle
+
+    def watched(queue: str, finished: Any, count: int, prefix: str) -> Any:
+        if count:
+            served.line_at_claim.append(len(worker._line))
+        return cycle(queue, finished, count, prefix)
+
+    backend.cycle = watched  # type: ignore[method-assign,assignment]
 
     @app.job(name="nap", queue="p")
     def nap(payload: Nap) -> None:
-        nonlocal overlapped, ended
+        nonlocal ended
+        slow = payload.seconds >= 0.01
         with claims._lock:
-            overlapped += claims.running > 0
+            served.overlapped += claims.running > 0
+            if slow:
+                served.slow += 1
+                served.slow_most = max(served.slow_most, served.slow)
+                served.slow_at_start.append(served.slow)
         claims.enter()
         try:
             time.sleep(payload.seconds)
@@ -222,18 +250,18 @@ def _serve(app: JobQueue, count: int, seconds: float) -> tuple[int, Claims]:
             claims.leave()
             with claims._lock:
                 ended += 1
+                served.slow -= slow
 
-    nap.enqueue_many([{"seconds": seconds}] * count)
-    worker = Worker(backend, ["p"], concurrency=5)
+    nap.enqueue_many([{"seconds": seconds} for seconds in naps])
     thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while ended < count and time.monotonic() < deadline:
+    while ended < len(naps) and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
     thread.join(10)
-    assert ended == count
-    return overlapped, claims
+    assert ended == len(naps)
+    return served
 
 
 def test_quick_jobs_claimed_ahead_run_on_two_threads_at_once(
@@ -244,15 +272,15 @@ def test_quick_jobs_claimed_ahead_run_on_two_threads_at_once(
     from jobqueue_redis import worker as worker_module
 
     assert worker_module.QUICK_THREADS == 2
-    overlapped, claims = _serve(app, 400, 0.0002)
-    assert max(claims.asked) in (19, 20), "the jobs count as quick: claimed ahead"
-    assert overlapped > 200, f"{overlapped} of 400 jobs started while another one ran"
-    assert claims.most <= 5
+    served = _serve(app, [0.0002] * 400)
+    assert max(served.claims.asked) in (19, 20), "the jobs count as quick: claimed ahead"
+    assert served.overlapped > 200, f"{served.overlapped} of 400 jobs started while another one ran"
+    assert served.claims.most <= 5
 
     monkeypatch.setattr(worker_module, "QUICK_THREADS", 1)
     alone = _app(redis_server.url)
     try:
-        overlapped, _ = _serve(alone, 400, 0.0002)
+        overlapped = _serve(alone, [0.0002] * 400).overlapped
     finally:
         alone.close()
     assert overlapped < 100, f"{overlapped} of 400 jobs started while another one ran"
@@ -276,7 +304,57 @@ def test_a_claim_counts_as_quick_only_on_quick_outcomes_of_its_own_jobs(app: Job
     assert worker._quick([ended(0.0001)] * 3), "three ended quick, the fourth runs in the other thread"
     assert not worker._quick([ended(0.0001)] * 2), "one of the claim's jobs is unaccounted for"
     assert not worker._quick([ended(0.0001), ended(0.0001), ended(0.004)]), "one ran slow"
+    worker._claimed = 10
+    assert worker._quick([*[ended(0.0001)] * 8, ended(0.004)]), "one of nine waited behind the claim (the other thread's)"
+    assert not worker._quick([*[ended(0.0001)] * 7, ended(0.002), ended(0.004)]), "two of nine ran slow"
+    assert not worker._quick([*[ended(0.0001)] * 8, ended(0.02)]), "one of nine ran slow"
     worker._claimed = 1
     assert not worker._quick([]), "the one job claimed has only started"
     worker._running = 2
     assert not worker._quick([ended(0.0001)] * 4), "two jobs still run"
+
+
+def test_the_next_claim_goes_out_while_the_other_thread_runs_the_last_jobs_in_line(
+    app: JobQueue, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two threads running quick jobs from the line, the one that finds EARLY_LINE jobs or fewer left records and
+    claims while the other runs them, instead of both waiting for the claim once the line is empty."""
+    from jobqueue_redis import worker as worker_module
+
+    served = _serve(app, [0.0002] * 400)
+    early = [n for n in served.line_at_claim if 0 < n <= worker_module.EARLY_LINE]
+    assert len(early) >= 5, f"claims sent with jobs still in line: {served.line_at_claim}"
+    assert max(served.claims.asked) >= 15, "the jobs still count as quick: claimed ahead"
+    assert served.claims.most <= 5
+
+    monkeypatch.setattr(worker_module, "EARLY_LINE", 0)
+    dry = _app(redis_server.url)
+    try:
+        served = _serve(dry, [0.0002] * 400)
+    finally:
+        dry.close()
+    assert not [n for n in served.line_at_claim if n > 0], f"claims sent with jobs still in line: {served.line_at_claim}"
+
+
+def test_a_third_thread_neither_takes_quick_jobs_from_the_line_nor_claims(app: JobQueue) -> None:
+    from jobqueue.envelope import Envelope
+
+    backend = app.backend
+    assert isinstance(backend, RedisBackend)
+    worker = Worker(backend, ["p"], concurrency=5)
+    item = (Envelope(id="j", name="nap", queue="p"), "token")
+    worker._line.append(item)
+    worker._ahead_now, worker._running = True, 2
+    assert worker._held_back() and worker._take() is None, "two threads run the line already"
+    worker._running = 1
+    assert not worker._held_back() and worker._take() == item
+    worker._line.append(item)
+    worker._ahead_now, worker._running = False, 2
+    assert not worker._held_back() and worker._take() == item, "jobs not claimed ahead: every free thread takes one"
+
+
+def test_jobs_in_line_that_turn_slow_get_every_slot(app: JobQueue) -> None:
+    """Quick jobs claimed ahead run on two threads; once the ones in line turn slow, no job starts or ends for a while,
+    and the watcher lets the other threads take from the line too."""
+    served = _serve(app, [0.0] * 300 + [0.05] * 30)
+    assert max(served.slow_at_start[:10]) >= 4, f"slow jobs running as each slow one started: {served.slow_at_start}"

@@ -49,9 +49,32 @@ QUICK = 0.001
 #: runs while the other waits on Redis (a job's own round trips, the worker's claims). Measured on 2 cores, one process
 #: at concurrency 10: two threads ran ~25% more jobs/s than one; three no more than two (more GIL hand-offs)
 QUICK_THREADS = 2
+#: ... and the thread that finds this many jobs or fewer left in line records and claims while the other one runs them,
+#: instead of both waiting for the claim once the line is empty (one process at concurrency 10, 2 cores: 5-12% more
+#: jobs/s in interleaved runs; 2, 4 and 8 measured alike)
+EARLY_LINE = 4
+#: a job that runs while that claim's script holds Redis waits for it (its own round trip queues behind the script):
+#: among at least QUICK_BATCH quick outcomes, up to QUICK_THREADS - 1 may take up to QUICK_BEHIND_CLAIM and the batch
+#: still counts as quick
+QUICK_BATCH = 8
+QUICK_BEHIND_CLAIM = 0.005
 #: while jobs held in line keep every slot busy, the event loop records its async jobs' outcomes in batches of up to the
 #: concurrency; an outcome waits at most this long for its batch (seconds)
 RECORD_WITHIN = 0.005
+
+
+def _quick_outcomes(durations: list[float]) -> bool:
+    """Whether a batch's outcomes ran quick: each in under QUICK, but for up to QUICK_THREADS - 1 among at least
+    QUICK_BATCH quick ones, which may have waited behind a claim (in under QUICK_BEHIND_CLAIM)."""
+    slow = [d for d in durations if d >= QUICK]
+    if not slow:
+        return True
+    return (len(slow) < QUICK_THREADS and len(durations) - len(slow) >= QUICK_BATCH
+            and all(d < QUICK_BEHIND_CLAIM for d in slow))
+
+
+#: a cycle opened: the outcomes it records, how many jobs it claims, since when the oldest outcome waits
+_Opened = tuple[list[tuple[Envelope, str, Outcome]], int, float]
 
 
 class _Loop:
@@ -89,7 +112,8 @@ class Worker:
     its thread abandoned (Python cannot kill a thread); an ``async def`` job past its timeout is cancelled.
     While jobs are quick, each claim also takes ``JOBQUEUE_REDIS_PREFETCH`` x ``concurrency`` jobs ahead of the
     free slots (held under their leases, started as threads or, for async jobs, slots free up: never more than
-    ``concurrency`` at once), and up to two job threads run quick ``def`` jobs from the line at once.
+    ``concurrency`` at once), and two job threads run quick ``def`` jobs from the line at once, one of them claiming the
+    next batch while the other runs the last few jobs in line.
     """
 
     def __init__(
@@ -335,13 +359,16 @@ class Worker:
     # Claimed jobs wait in a local line (``_line``); job threads take them one after another and keep
     # their outcomes in ``_outbox``. One script call (``cycle.lua``) records the outbox and claims up to
     # the free slots, in one round trip, when the line runs dry (or, see below, when a job runs long).
-    # So while jobs are quick, one thread runs them back to back with one round trip per batch and no
-    # hand-off between threads (threads fighting over the GIL cost more than the jobs).
+    # While jobs are quick they are claimed ahead of the free slots, and QUICK_THREADS threads run them back
+    # to back (one thread's Python runs while the other's job waits on Redis), with one round trip per batch;
+    # the thread that finds EARLY_LINE jobs or fewer left in line makes that call while the other runs them.
+    # No more threads take from the line then (threads fighting over the GIL cost more than the jobs).
     #
-    # The other threads are idle, and one of them watches: every WATCH seconds it checks that jobs are
-    # still starting or finishing. If none did (the running jobs are slow), it records the outbox, takes
-    # the next job in line (claiming more if the line is empty and slots are free) and runs it, and another
-    # idle thread becomes the watcher. So up to ``concurrency`` jobs run at once as soon as they need to.
+    # The other threads are idle, and one of them watches: every WATCH seconds (WATCH_AHEAD while jobs are
+    # claimed ahead) it checks that jobs are still starting or finishing. If none did (the running jobs are
+    # slow), the jobs no longer count as quick: it records the outbox, takes the next job in line (claiming
+    # more if the line is empty and slots are free) and runs it, and another idle thread becomes the watcher.
+    # So up to ``concurrency`` jobs run at once as soon as they need to.
     # When nothing runs, the watcher blocks on the queue's wake-up list and claims the moment it returns.
     # ``async def`` jobs go to the event loop, up to ``concurrency`` at once; each one's outcome joins the outbox
     # as it ends, and the loop records the outcomes of a turn with the same script call on its asyncio client,
@@ -376,7 +403,7 @@ class Worker:
                 continue
             if self._starting:
                 self._start_async()
-            if self._cycle():
+            if not self._held_back() and self._cycle():
                 continue
             if burst and self._quiet() and not self._follow_ups_left():
                 self._stopping_burst()
@@ -394,19 +421,32 @@ class Worker:
         """Run ``item``, then the jobs in line after it, back to back (each end and the next start share one lock
         round). Quick jobs claimed ahead get a second thread running them from the line too (see QUICK_THREADS)."""
         if not self._is_async(item[0]):
-            with self._lock:  # this thread's job counts as running already
-                more = self._running < QUICK_THREADS and self._ahead_now and len(self._line) > 1
-            if more:  # an idle thread wakes and takes from the line (the watcher's hand-over flag is left as it is)
-                with self._cond:
-                    self._cond.notify(1)
+            self._second_runner()
         nxt: tuple[Envelope, str] | None = item
         while nxt is not None:
             nxt = self._run_item(*nxt)
 
-    def _take(self) -> tuple[Envelope, str] | None:
-        """The next job in line, counted as running (the caller runs it with :meth:`_run_item`)."""
+    def _held_back(self) -> bool:
+        """Quick jobs claimed ahead run on QUICK_THREADS threads: another one neither takes from the line nor claims."""
         with self._lock:
-            return self._next_locked()
+            return self._held_back_locked() and bool(self._line)
+
+    def _held_back_locked(self) -> bool:
+        return self._ahead_now and self._running >= QUICK_THREADS
+
+    def _second_runner(self) -> None:
+        """Wake an idle thread to run quick jobs claimed ahead from the line too, if fewer than QUICK_THREADS do."""
+        with self._lock:  # this thread's job counts as running already
+            more = self._running < QUICK_THREADS and self._ahead_now and len(self._line) > 1
+        if more:  # an idle thread wakes and takes from the line (the watcher's hand-over flag is left as it is)
+            with self._cond:
+                self._cond.notify(1)
+
+    def _take(self) -> tuple[Envelope, str] | None:
+        """The next job in line, counted as running (the caller runs it with :meth:`_run_item`); none while quick jobs
+        claimed ahead already run on QUICK_THREADS threads."""
+        with self._lock:
+            return None if self._held_back_locked() else self._next_locked()
 
     def _next_locked(self) -> tuple[Envelope, str] | None:
         if not self._line or self._stopping.is_set():
@@ -446,6 +486,7 @@ class Worker:
             return None
         outcome: Outcome | None = None
         nxt: tuple[Envelope, str] | None = None
+        early: _Opened | None = None
         try:
             outcome = self._run_here(envelope, token)
         finally:
@@ -456,10 +497,25 @@ class Worker:
                     if not self._outbox:
                         self._outbox_since = time.monotonic()
                     self._outbox.append((envelope, token, outcome))
-                    nxt = self._next_locked()
+                    early = self._open_early_locked()
+                    if early is None:
+                        nxt = self._next_locked()
         if outcome is None:
             self._done_many([key])  # failed outside its handler: delivered again once its lease runs out
+        if early is not None:  # the other thread runs what is left in line meanwhile
+            self._run_cycle(*early)
+            nxt = self._take()
+            if nxt is not None:
+                self._second_runner()
         return nxt
+
+    def _open_early_locked(self) -> _Opened | None:
+        """While quick jobs claimed ahead run on two threads, the cycle that records and claims opens before the line
+        runs dry (EARLY_LINE jobs or fewer left), so that the other thread runs them meanwhile (called under the lock)."""
+        if not (self._ahead_now and not self._fetching and 0 < len(self._line) <= EARLY_LINE and self._running > 0):
+            return None
+        opened = self._open_cycle_locked(True)
+        return opened if isinstance(opened, tuple) else None
 
     def _run_here(self, envelope: Envelope, token: str) -> Outcome | None:
         """Run a claimed ``def`` job in this thread; its outcome, for the outbox (None if it failed outside its handler)."""
@@ -645,7 +701,10 @@ class Worker:
             return self._record_aside()
         if opened is False:
             return False
-        finished, want, since = opened
+        return self._run_cycle(*opened)
+
+    def _run_cycle(self, finished: list[tuple[Envelope, str, Outcome]], want: int, since: float) -> bool:
+        """The script call of a cycle :meth:`_open_cycle_locked` opened; as :meth:`_cycle` answers."""
         got: list[tuple[Envelope, str]] = []
         try:
             got, self._hint = self._cycle_round(finished, max(want, 0))
@@ -672,7 +731,7 @@ class Worker:
         # would keep the worker from blocking on the wake-up list (a job arriving meanwhile would wait for it)
         return bool(got) or (bool(finished) and len(got) >= want)
 
-    def _open_cycle_locked(self, claim: bool, on_loop: bool = False) -> tuple[list[tuple[Envelope, str, Outcome]], int, float] | bool:
+    def _open_cycle_locked(self, claim: bool, on_loop: bool = False) -> _Opened | bool:
         """Start a cycle (called under the lock): the outcomes it records, how many jobs it claims, and since when the
         oldest outcome waits, with ``_fetching`` set; True if the wait for work holds the claim and outcomes wait (to
         be recorded aside); False if there is nothing to do, or another cycle is at it (it looks once more)."""
@@ -719,13 +778,15 @@ class Worker:
         return True
 
     def _quick(self, finished: list[tuple[Envelope, str, Outcome]]) -> bool:
-        """Whether the line ran dry quickly: every job of the last claim started, in under QUICK each, and ended (in
-        under QUICK) but for the last one of the other thread running the line (called under the lock). Then claiming
-        ahead costs a held job at most a batch's few milliseconds."""
-        return (bool(finished) and not self._line and self._running < QUICK_THREADS
-                and len(finished) + self._running >= self._claimed > 0
+        """Whether the line ran (nearly) dry quickly: every job of the last claim started, in under QUICK each, but for
+        up to EARLY_LINE left in line (a claim sent early), and ended in under QUICK (see :func:`_quick_outcomes`) but for
+        the last one of the other thread running the line (called under the lock). Then claiming ahead costs a held job
+        at most a batch's few milliseconds."""
+        line = len(self._line)
+        return (bool(finished) and line <= EARLY_LINE and self._running < QUICK_THREADS
+                and len(finished) + self._running + line >= self._claimed > 0
                 and time.monotonic() - self._claimed_at < QUICK * self._claimed
-                and all(outcome.duration < QUICK for _, _, outcome in finished))
+                and _quick_outcomes([outcome.duration for _, _, outcome in finished]))
 
     def _quick_on_loop(self, finished: list[tuple[Envelope, str, Outcome]]) -> bool:
         """Whether the async jobs the event loop records ran quick: each in under QUICK x the concurrency, so that the
@@ -861,6 +922,8 @@ class Worker:
                 continue
             with self._lock:
                 stalled = self._moved == moved
+                if stalled:  # not quick: every free thread may take from the line (see _take)
+                    self._ahead_now = False
             if stalled:  # jobs run long: record what finished, claim for the free slots, run the next one here
                 if not self._cycle() and not self._line and not burst:
                     self._wait_for_work(timeout)  # nothing more to do now; look again when work arrives
