@@ -1,6 +1,6 @@
 """Claiming ahead (``prefetch``): a worker whose jobs are quick claims four times its free slots per call, never more
 running at once than its concurrency (``def`` jobs and ``async def`` ones alike), and runs quick ``def`` jobs on two
-threads; slow jobs get only the free slots.
+threads, one of them claiming while the other runs the last jobs in line; slow jobs get only the free slots.
 And the claim's shortcuts when it got all it asked for."""
 
 from __future__ import annotations
@@ -203,14 +203,13 @@ def test_slow_jobs_are_watched_every_two_milliseconds(app: JobQueue) -> None:
 
 
 class Served:
-    """What a serving worker did with a list of naps: jobs that started while another ran, the most slow ones (a nap of
-    10 ms or more) running at once, the claims, and how many jobs waited in line as each claim went out."""
+    """What a serving worker did with a list of naps: how many jobs started while another ran, how many slow ones (a nap
+    of 10 ms or more) ran as each of them started, the claims, and how many jobs waited in line as each claim went out."""
 
     def __init__(self, claims: Claims) -> None:
         self.claims = claims
         self.overlapped = 0
-        self.slow = 0
-        self.slow_most = 0
+        self.slow = 0  # slow jobs running now
         self.slow_at_start: list[int] = []  # slow jobs running as each slow one started (itself included)
         self.line_at_claim: list[int] = []
 
@@ -241,7 +240,6 @@ def _serve(app: JobQueue, naps: list[float]) -> Served:
             served.overlapped += claims.running > 0
             if slow:
                 served.slow += 1
-                served.slow_most = max(served.slow_most, served.slow)
                 served.slow_at_start.append(served.slow)
         claims.enter()
         try:
