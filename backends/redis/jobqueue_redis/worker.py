@@ -437,7 +437,7 @@ class Worker:
     def _second_runner(self) -> None:
         """Wake an idle thread to run quick jobs claimed ahead from the line too, if fewer than QUICK_THREADS do."""
         with self._lock:  # this thread's job counts as running already
-            more = self._running < QUICK_THREADS and self._ahead_now and len(self._line) > 1
+            more = self._ahead_now and not self._held_back_locked() and len(self._line) > 1
         if more:  # an idle thread wakes and takes from the line (the watcher's hand-over flag is left as it is)
             with self._cond:
                 self._cond.notify(1)
