@@ -33,7 +33,6 @@ from jobqueue_redis.scripts import (
     Scripts,
     arun_pipeline,
     is_noscript,
-    load_once,
     run_pipeline,
 )
 from jobqueue_redis.settings import RedisSettings
@@ -575,24 +574,15 @@ class RedisBackend(Backend):
         keys = self.keys(queue)
         inbox = f"{keys.base}inbox:{token}"
         registration = f"{token}|{self.settings.lease!r}"
-        load_once(client, self.scripts)  # a fresh server: registered from the first wait on
-        pipe = client.pipeline(transaction=False)
-        self.scripts.idle.queue(pipe, keys.base, [registration, repr(timeout)])
-        pipe.blpop([inbox, keys.signal], timeout=timeout)
         try:
-            registered, popped = pipe.execute(raise_on_error=False)
+            self.scripts.idle(client, keys.base, [registration, repr(timeout)])
+            popped = client.blpop([inbox, keys.signal], timeout=timeout)
         except TRANSIENT as exc:  # the wait broke off: end the registration now, taking a job handed to it meanwhile
             failure: BaseException | None = exc
         else:
             failure = None
-            if isinstance(popped, Exception):
-                raise popped
             if popped is not None and popped[0] == inbox:
                 return self._handed(queue, popped[1], token), None
-            if isinstance(registered, Exception):
-                if not is_noscript(registered):
-                    raise registered
-                client.script_load(self.scripts.idle.text)  # Redis restarted: registered from the next wait on
         try:  # a failed wait tries once, on a fresh connection; if that fails too, the wait's own error goes up
             reply = self.scripts.wake(client, keys.base, [*args, registration])
         except TRANSIENT:

@@ -29,7 +29,10 @@ end
 for _, id in ipairs(dead) do
   redis.call('ZREM', ACTIVE, id)
   local key = jk(id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel', 'ckey')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'max_attempts', 'cancel', 'ckey', 'token')
+  if f[6] and string.sub(f[6], -2) == ':0' then
+    redis.call('DEL', base .. 'inbox:' .. f[6])  -- handed to a wait (its token ends ':0') that never took it: gone now
+  end
   if f[1] == 'active' then
     free_key(id, f[5])
     redis.call('HSET', key, 'error', ARGV[8], 'token', '')

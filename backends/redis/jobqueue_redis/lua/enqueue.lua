@@ -7,10 +7,12 @@
 -- {0, first id} when the idempotency key is held by another job within its window.
 -- A plain job costs six calls: EXISTS, INCR, ZPOPMAX (an idle worker?), one HSET with its whole record and
 -- state, ZADD, LPUSH.
--- A plain job due now, on a queue with nothing waiting and not paused, goes straight to a worker blocked on its
--- inbox, if one registered (idle.lua): it is stored active under that worker's token and lease (by the server's
--- clock, as wake.lua claims) and pushed onto the inbox, whose BLPOP answers with it: no claim call between the
--- enqueue and the start. The inbox item: attempt '|' envelope json NUL id (the json holds no raw NUL).
+-- A plain job due now, on a queue with nothing waiting, goes straight to a worker blocked on its inbox, if one
+-- registered (idle.lua; no worker is registered on a paused queue): it is stored active under that worker's token
+-- and lease (by the server's clock, as wake.lua claims) and pushed onto the inbox, whose BLPOP answers with it: no
+-- claim call between the enqueue and the start. The inbox item: attempt '|' envelope json NUL id (the json holds no
+-- raw NUL). Every call here is on the pick-up's path: what can be checked elsewhere is (pause: idle.lua and
+-- pause.lua; a dead worker's inbox: claim.lua, as it reaps the job's lease).
 for i = #ARGV + 1, 15 do ARGV[i] = '' end  -- the optional fields a plain job leaves out
 local now = tonumber(ARGV[1])
 local id = ARGV[4]
@@ -44,8 +46,8 @@ if state == 'waiting' and ARGV[11] == '' then
     local tnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
     if tonumber(idle[2]) <= tnow then
       redis.call('DEL', IDLE)  -- the longest wait is over, so every one is: those workers went on (or died)
-    elseif redis.call('ZCARD', WAITING) > 0 or redis.call('EXISTS', PAUSED) == 1 then
-      redis.call('ZADD', IDLE, idle[2], idle[1])  -- jobs ahead of this one, or paused: the worker stays registered
+    elseif redis.call('ZCARD', WAITING) > 0 then
+      redis.call('ZADD', IDLE, idle[2], idle[1])  -- jobs ahead of this one: the worker stays registered
     else
       local token, lease = string.match(idle[1], '^(.*)|([^|]*)$')
       lease = tonumber(lease)
@@ -76,8 +78,7 @@ if delayed then
 elseif worker then
   redis.call('ZADD', ACTIVE, worker[2], id)
   local inbox = base .. 'inbox:' .. worker[1]
-  redis.call('RPUSH', inbox, ARGV[9] .. '|' .. ARGV[5] .. '\0' .. id)
-  redis.call('PEXPIRE', inbox, math.ceil(worker[4] * 1000) + 60000)  -- a worker that died: gone after its lease
+  redis.call('RPUSH', inbox, ARGV[9] .. '|' .. ARGV[5] .. '\0' .. id)  -- a dead worker's: deleted as its lease is reaped
   return 1
 else
   redis.call('ZADD', WAITING, wscore(ARGV[6], seq), id)
