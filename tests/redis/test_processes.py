@@ -172,8 +172,9 @@ def test_queue_concurrency_cap_and_rate_limit_hold_across_two_workers(lab: Lab) 
     assert max(int(n) for n in lab.log.lrange(lab.key("overlap"), 0, -1)) <= 2
     starts = sorted(h.status().started_at for h in limited_handles)
     window_start, in_window = starts[0], 0
-    for started in starts:  # the windows are fixed, each opening at its first start
-        if started >= window_start + 2.0:
+    for started in starts:  # the windows are fixed, each opening at its first start...
+        # ... or at most a few ms before it: a claim that took nothing (a worker recording outcomes) opens a window too
+        if started >= window_start + 2.0 - 0.01:
             window_start, in_window = started, 0
         in_window += 1
         assert in_window <= 5, f"more than 5 starts in the window opened at {window_start}: {starts}"
