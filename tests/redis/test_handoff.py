@@ -1,7 +1,6 @@
 """A job enqueued while a worker waits is handed to that worker already claimed (enqueue.lua, idle.lua, wake.lua),
 on a real redis-server: the hand-off itself, the race with the end of a wait, a wait that breaks off, when no job
-is handed, a handed job whose worker died or whose envelope is malformed, and the deputy that takes the watch of a
-worker whose watcher left to run the job handed to it."""
+is handed, and a handed job whose worker died or whose envelope is malformed."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import jobqueue_redis.worker as worker_module
 import pytest
 from jobqueue_redis import RedisBackend, Worker
 from jobqueue_redis.scripts import load_once
@@ -255,75 +253,3 @@ def test_a_running_worker_takes_handed_jobs_and_records_them(app: JobQueue, back
     finally:
         worker.stop()
         thread.join(10)
-
-
-class Nap(BaseModel):
-    n: int = 0
-    seconds: float = 0.0
-
-
-def test_a_job_handed_over_starts_before_any_thread_is_woken_and_the_deputy_takes_the_watch(
-    app: JobQueue, backend: RedisBackend, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Soon after a claim an idle thread stands by as the deputy: the watcher a job is handed to runs it without waking a
-    thread first, and while it runs the deputy takes the watch, so the next job does not wait for it."""
-    monkeypatch.setattr(worker_module, "DEPUTY_FOR", 5.0)  # the window outlasts the test's steps on a slow machine
-    events: list[tuple[str, int]] = []
-
-    @app.job(name="nap", queue="q")
-    def nap(payload: Nap) -> None:
-        events.append(("start", payload.n))
-        time.sleep(payload.seconds)
-
-    worker = Worker(backend, ["q"], concurrency=4, grace=5)
-    notify = worker._cond.notify
-    monkeypatch.setattr(worker._cond, "notify", lambda n=1: events.append(("notify", n)) or notify(n))
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
-    thread.start()
-    try:
-        _wait_until(lambda: backend.client.zcard(backend.keys("q").set("idle")) > 0)
-        nap.enqueue(n=0).result(timeout=5)  # a claim: the deputy stands by from now on
-        _wait_until(lambda: worker._deputy and backend.client.zcard(backend.keys("q").set("idle")) > 0)
-        events.clear()
-        long = nap.enqueue(n=1, seconds=1.0)
-        _wait_until(lambda: ("start", 1) in events)
-        assert events[0] == ("start", 1), f"the handed job started first: {events}"
-        after = time.monotonic()
-        assert nap.enqueue(n=2).result(timeout=0.6) is None, "the deputy took the watch: the next job ran meanwhile"
-        assert time.monotonic() - after < 0.6 and long.status().state is JobState.ACTIVE
-        long.result(timeout=5)
-    finally:
-        worker.stop()
-        thread.join(10)
-
-
-def test_the_deputy_stops_looking_once_no_claim_came_for_a_while(
-    app: JobQueue, backend: RedisBackend, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(worker_module, "DEPUTY_FOR", 0.2)
-    tick = _tick(app)
-    worker = Worker(backend, ["q"], concurrency=4, grace=5)
-    waits: list[float | None] = []
-    wait = worker._cond.wait
-    monkeypatch.setattr(worker._cond, "wait", lambda timeout=None: waits.append(timeout) or wait(timeout))
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
-    thread.start()
-    try:
-        _wait_until(lambda: backend.client.zcard(backend.keys("q").set("idle")) > 0)
-        tick.enqueue(n=1).result(timeout=5)
-        _wait_until(lambda: worker._deputy)
-        time.sleep(0.3)  # past the window
-        assert not worker._deputy
-        waits.clear()
-        time.sleep(0.3)
-        assert waits.count(worker_module.WATCH) == 0, "no looks while idle"
-    finally:
-        worker.stop()
-        thread.join(10)
-
-
-def _wait_until(check: Any, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)

@@ -41,11 +41,6 @@ WATCH = 0.002
 #: ~7% of the jobs/s of one process at concurrency 10), and a job that turns slow holds the ones in line behind it this
 #: long at most, once (the next claim sees it was slow and claims only for free slots)
 WATCH_AHEAD = 0.02
-#: for this long after a claim, one idle thread (the deputy) looks every WATCH whether the watch is free, so that a
-#: watcher leaving to run the one job handed to it wakes no thread before the job starts: that wake-up cost 12-17 µs of
-#: the pick-up (2 cores); a free watch is taken within WATCH, as a job that runs on is looked at within WATCH anyway.
-#: After a quiet spell the deputy stops looking (no wake-ups while idle) and the leaving watcher wakes the next one.
-DEPUTY_FOR = 0.1
 #: at most this long the heartbeat and other helpers wait for the worker's first claim before starting (seconds)
 FIRST_CLAIM_WAIT = 1.0
 #: jobs count as quick (see ``prefetch`` in :class:`Worker`) while a batch runs in under this long per job (seconds)
@@ -169,7 +164,6 @@ class Worker:
         self._hint: float | None = None
         self._cond = threading.Condition()  # idle job threads wait here
         self._watcher = False
-        self._deputy = False  # an idle thread looks every WATCH whether the watch is free (see DEPUTY_FOR)
         self._handover = False  # the watcher just left: the idle thread it wakes watches without claiming first
         self._poke = threading.Event()  # wakes the watcher before its next check: a thread went idle
         self._single = len(self.queues) == 1  # one queue: the watcher blocks on its wake-up list itself
@@ -895,10 +889,7 @@ class Worker:
         with self._cond:
             if self._watcher or self._stopping.is_set():
                 self._poke.set()  # the watcher looks again now (it blocks for work at once if nothing runs)
-                if not burst and self._single and not self._deputy and self._lately() and self._nothing_here():
-                    self._stand_by()
-                else:
-                    self._cond.wait(0.05 if burst else timeout)
+                self._cond.wait(0.05 if burst else timeout)
                 if not self._handover or self._watcher or self._line or self._stopping.is_set():
                     return
                 # the watcher left to run what it found (or to claim): take over at once; claiming first would find
@@ -911,27 +902,7 @@ class Worker:
             with self._cond:
                 self._watcher = False
                 self._handover = self._single  # several queues: a listener's nudge is what gets a claim
-                if not (self._deputy and len(self._line) == 1):  # the job handed over starts first; the deputy watches
-                    self._cond.notify(1)  # the next idle thread watches
-
-    def _lately(self) -> bool:
-        """Whether a claim came back within DEPUTY_FOR."""
-        return time.monotonic() - self._claimed_at < DEPUTY_FOR
-
-    def _nothing_here(self) -> bool:
-        """No ``def`` job runs and none waits in line (read without the lock: a hint)."""
-        return not self._running and not self._line
-
-    def _stand_by(self) -> None:
-        """As the deputy (under ``_cond``): wait until woken, or until a look every WATCH finds the watch free, a job
-        here (the watcher looks at those), or no claim within DEPUTY_FOR. Never while jobs run: each look takes the GIL."""
-        self._deputy = True
-        try:
-            while (not self._cond.wait(WATCH) and self._watcher and self._lately() and self._nothing_here()
-                   and not self._stopping.is_set()):
-                pass
-        finally:
-            self._deputy = False
+                self._cond.notify(1)  # the next idle thread watches
 
     def _watch(self, burst: bool, timeout: float) -> None:
         while not self._stopping.is_set():
