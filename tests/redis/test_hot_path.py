@@ -136,11 +136,11 @@ def test_the_wake_up_claim_reads_the_earliest_lease_and_delayed_job_once(own_ser
         assert got is not None
         claimed, hint = got
         assert [env.id for env, _ in claimed] == [first.id]
-        # the idle registration (the script call, the pause flag, TIME, ZADD), BLPOP, then the claim: the script call, the registration
-        # out (ZREM) and the inbox looked at (LPOP), TIME, the earliest lease and delayed job (one ZRANGE each, reused for
-        # the hint), the pause flag, the first waiting ids (ZRANGE), HMGET and HSET of the job, the ids out of waiting
-        # (ZREMRANGEBYRANK), its lease (ZADD), the stale wake-ups (DEL): the read that came back short says the waiting
-        # set is empty, so no ZCARD
+        # the idle registration (the script call, the pause flag, TIME, ZADD), BLPOP, then the claim: the script call, the
+        # registration out (ZREM) and the inbox looked at (LPOP), TIME, the earliest lease and delayed job (one ZRANGE each,
+        # reused for the hint), the pause flag, the first waiting ids (ZRANGE), HMGET and HSET of the job, the ids out of
+        # waiting (ZREMRANGEBYRANK), its lease (ZADD), the stale wake-ups (DEL): the read that came back short says the
+        # waiting set is empty, so no ZCARD
         assert _commands(client) == 18, client.info("commandstats")
         score = client.zscore(backend.keys("q").set("active"), first.id)
         assert score is not None and score == int(score), "leases are scored in whole milliseconds"
