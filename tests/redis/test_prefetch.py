@@ -351,8 +351,14 @@ def test_a_third_thread_neither_takes_quick_jobs_from_the_line_nor_claims(app: J
     assert not worker._held_back() and worker._take() == item, "jobs not claimed ahead: every free thread takes one"
 
 
-def test_jobs_in_line_that_turn_slow_get_every_slot(app: JobQueue) -> None:
+def test_jobs_in_line_that_turn_slow_get_every_slot(redis_server: RedisServer) -> None:
     """Quick jobs claimed ahead run on two threads; once the ones in line turn slow, no job starts or ends for a while,
-    and the watcher lets the other threads take from the line too."""
-    served = _serve(app, [0.0] * 300 + [0.05] * 30)
-    assert max(served.slow_at_start[:10]) >= 4, f"slow jobs running as each slow one started: {served.slow_at_start}"
+    and the watcher lets the other threads take from the line too. Three times: a thread woken to take the watch that
+    ran from the line instead used to leave no thread watching, in about a third of the runs (stuck at three slots)."""
+    for _ in range(3):
+        app = _app(redis_server.url)
+        try:
+            served = _serve(app, [0.0] * 300 + [0.05] * 30)
+        finally:
+            app.close()
+        assert max(served.slow_at_start[:10]) >= 4, f"slow jobs running as each slow one started: {served.slow_at_start}"
