@@ -890,12 +890,13 @@ class Worker:
             if self._watcher or self._stopping.is_set():
                 self._poke.set()  # the watcher looks again now (it blocks for work at once if nothing runs)
                 self._cond.wait(0.05 if burst else timeout)
-                if not self._handover or self._watcher or self._line or self._stopping.is_set():
-                    if self._handover and not self._watcher and self._line and not self._stopping.is_set():
-                        # woken to take the watch, this thread runs from the line instead: the watch goes on to the next
-                        # idle thread (which does the same while jobs wait in line); else no thread would watch, and idle
-                        # ones would sleep through jobs waiting in line for a slot
-                        self._cond.notify(1)
+                if not self._handover or self._watcher or self._stopping.is_set():
+                    return
+                if self._line:
+                    # woken to take the watch, this thread runs from the line instead: the watch goes on to the next
+                    # idle thread (which does the same while jobs wait in line); else no thread would watch, and idle
+                    # ones would sleep through jobs waiting in line for a slot
+                    self._cond.notify(1)
                     return
                 # the watcher left to run what it found (or to claim): take over at once; claiming first would find
                 # nothing, and would keep this thread busy while the one that left starts its job
