@@ -39,6 +39,8 @@ class RedisSettings:
     #: jobs a worker claims ahead of its free slots while its jobs are quick (under a millisecond each), as a
     #: multiple of its concurrency: one call then records and claims four batches' worth (0: only free slots)
     prefetch: float = field(default=3.0, metadata={"unit": "(a multiple of the concurrency)"})
+    #: a worker's job threads and event loop run under Linux's ``SCHED_BATCH`` policy (see :mod:`jobqueue_redis.scheduling`)
+    sched_batch: bool = True
     #: seconds a worker blocks on a queue's wake-up list per call
     block: float = 1.0
     #: seconds an idle worker waits at most between two looks at its queues (a safety net)

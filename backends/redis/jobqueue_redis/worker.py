@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue_redis.connection import TRANSIENT
+from jobqueue_redis.scheduling import batch_this_thread
 from jobqueue_redis.scripts import FOLLOW_UPS
 from jobqueue_redis.sink import Key, WorkerSink
 from jobqueue_redis.ticking import start_ticker
@@ -80,10 +81,15 @@ _Opened = tuple[list[tuple[Envelope, str, Outcome]], int, float]
 class _Loop:
     """An asyncio event loop in a daemon thread, for ``async def`` handlers and hooks."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="jobqueue-loop", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(batch,), name="jobqueue-loop", daemon=True)
         self._thread.start()
+
+    def _run(self, batch: bool) -> None:
+        if batch:
+            batch_this_thread()
+        self.loop.run_forever()
 
     def submit(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -280,7 +286,7 @@ class Worker:
 
     def _event_loop(self) -> _Loop:
         if self._loop is None:
-            self._loop = _Loop()
+            self._loop = _Loop(self.backend.settings.sched_batch)
         return self._loop
 
     def _run_hooks(self, which: str) -> None:
@@ -396,6 +402,8 @@ class Worker:
         self._stopping.wait()
 
     def _job_thread(self, burst: bool) -> None:
+        if self.backend.settings.sched_batch:
+            batch_this_thread()
         while not self._stopping.is_set():
             item = self._take()
             if item is not None:
