@@ -39,7 +39,7 @@ class RedisSettings:
     #: jobs a worker claims ahead of its free slots while its jobs are quick (under a millisecond each), as a
     #: multiple of its concurrency: one call then records and claims four batches' worth (0: only free slots)
     prefetch: float = field(default=3.0, metadata={"unit": "(a multiple of the concurrency)"})
-    #: a worker's job threads and event loop run under Linux's ``SCHED_BATCH`` policy (see :mod:`jobqueue_redis.scheduling`)
+    #: a worker's job threads run under Linux's ``SCHED_BATCH`` while jobs wait in line (see :mod:`jobqueue_redis.scheduling`)
     sched_batch: bool = True
     #: seconds a worker blocks on a queue's wake-up list per call
     block: float = 1.0

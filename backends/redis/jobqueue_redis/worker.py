@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from jobqueue.envelope import Envelope
 from jobqueue.runner import JobRunner, Outcome
 from jobqueue_redis.connection import TRANSIENT
-from jobqueue_redis.scheduling import batch_this_thread
+from jobqueue_redis.scheduling import ThreadPolicy
 from jobqueue_redis.scripts import FOLLOW_UPS
 from jobqueue_redis.sink import Key, WorkerSink
 from jobqueue_redis.ticking import start_ticker
@@ -81,15 +81,10 @@ _Opened = tuple[list[tuple[Envelope, str, Outcome]], int, float]
 class _Loop:
     """An asyncio event loop in a daemon thread, for ``async def`` handlers and hooks."""
 
-    def __init__(self, batch: bool = False) -> None:
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(batch,), name="jobqueue-loop", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="jobqueue-loop", daemon=True)
         self._thread.start()
-
-    def _run(self, batch: bool) -> None:
-        if batch:
-            batch_this_thread()
-        self.loop.run_forever()
 
     def submit(self, coro: Any) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -180,6 +175,7 @@ class Worker:
         self._job_threads: list[threading.Thread] = []
         self._loop: _Loop | None = None
         self.sink = WorkerSink(backend)
+        self._policy = ThreadPolicy(backend.settings.sched_batch)  # SCHED_BATCH while busy (see jobqueue_redis.scheduling)
         self._helpers: list[threading.Thread] = []
         self._listens = False
         self._first_claim = threading.Event()  # the first claim came back (or failed, or the worker stops)
@@ -286,7 +282,7 @@ class Worker:
 
     def _event_loop(self) -> _Loop:
         if self._loop is None:
-            self._loop = _Loop(self.backend.settings.sched_batch)
+            self._loop = _Loop()
         return self._loop
 
     def _run_hooks(self, which: str) -> None:
@@ -402,8 +398,6 @@ class Worker:
         self._stopping.wait()
 
     def _job_thread(self, burst: bool) -> None:
-        if self.backend.settings.sched_batch:
-            batch_this_thread()
         while not self._stopping.is_set():
             item = self._take()
             if item is not None:
@@ -430,6 +424,8 @@ class Worker:
         round). Quick jobs claimed ahead get a second thread running them from the line too (see QUICK_THREADS)."""
         if not self._is_async(item[0]):
             self._second_runner()
+        if self._line:  # more wait behind this one
+            self._policy.batch()
         nxt: tuple[Envelope, str] | None = item
         while nxt is not None:
             nxt = self._run_item(*nxt)
@@ -959,6 +955,7 @@ class Worker:
         return False
 
     def _wait_for_work(self, timeout: float) -> None:
+        self._policy.default()  # a job handed to this thread starts ahead of whatever runs
         if not self._single:  # listeners wake a thread up
             with self._cond:
                 self._cond.wait(timeout)
