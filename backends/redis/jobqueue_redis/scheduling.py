@@ -6,8 +6,9 @@ core, which holds the GIL: the woken thread finds the GIL taken and goes back to
 be scheduled again. Two context switches for nothing, on many replies. A ``SCHED_BATCH`` thread (sched(7): for
 non-interactive work; the same share of the CPU, the nice value kept) does not preempt the running one when it wakes
 ("batch and idle tasks do not preempt non-idle tasks", ``kernel/sched/fair.c``), so the thread holding the GIL runs on
-until it lets go of it. One process at concurrency 10 on 2 cores, jobs of one Redis call each: a quarter fewer CPU
-microseconds per job, and more jobs per second in most interleaved pairs (8-31%).
+until it lets go of it. One process at concurrency 10 on 2 cores, jobs of one Redis call each: 0.16-0.33 involuntary
+context switches per job against 0.61-0.68, and more jobs per second in six interleaved pairs of seven (see
+bench/ANALYSIS.md).
 
 A thread waiting for work wants the opposite: the job handed to it should start at once, ahead of whatever runs. So
 a job thread takes ``SCHED_BATCH`` when it runs jobs from the line with more waiting behind (the worker is busy), and
